@@ -1,0 +1,46 @@
+# ai-video-processor: `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK_DIR ?= .local
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help install system-deps demo test lint typecheck up down clean
+
+help:
+	@echo "make demo   run the whole pipeline on a local stack (no cloud account needed)"
+	@echo "make test   lint, type-check and run the test suite"
+	@echo "make up / make down   start / stop the local stack ($(STACK_DIR)/stack.env)"
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+up: install
+	$(PY) -m local_stack up --dir $(STACK_DIR)
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m local_stack down --dir $(STACK_DIR); fi
+
+demo: up
+	$(PY) -m local_stack.demo --dir $(STACK_DIR)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q
+
+clean: down
+	rm -rf $(VENV) $(STACK_DIR) .mypy_cache .ruff_cache .pytest_cache

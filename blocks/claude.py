@@ -1,0 +1,47 @@
+"""Anthropic Claude credentials and model choice."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field, HttpUrl, SecretStr
+
+from video_processor.llm.claude import ClaudeSummarizer
+
+
+class ClaudeCredentials(Block):
+    """API key, endpoint and model of the Claude summariser.
+
+    Example:
+        ```python
+        from blocks import ClaudeCredentials
+        summarizer = ClaudeCredentials.load("claude").get_summarizer(summary_max_chars=800)
+        ```
+    """
+
+    _block_type_name = "Claude Credentials"
+    _block_type_slug = "claude-credentials"
+    _documentation_url = HttpUrl("https://docs.anthropic.com/en/api/messages")
+
+    api_key: SecretStr = Field(title="API key", description="Sent as `x-api-key`.")
+    base_url: str = Field(
+        default="https://api.anthropic.com",
+        title="Base URL",
+        description="API root without `/v1/messages` (a proxy or a local fake).",
+    )
+    model: str = Field(default="claude-sonnet-4-6", title="Model", description="Model id.")
+    max_tokens: int = Field(
+        default=2000, ge=1, title="Max tokens", description="Output token limit per summary."
+    )
+    timeout_seconds: float = Field(
+        default=120.0, gt=0, title="Timeout (s)", description="Per-request timeout."
+    )
+
+    def get_summarizer(self, summary_max_chars: int) -> ClaudeSummarizer:
+        return ClaudeSummarizer(
+            api_key=self.api_key.get_secret_value(),
+            base_url=self.base_url,
+            model=self.model,
+            max_tokens=self.max_tokens,
+            timeout_s=self.timeout_seconds,
+            summary_max_chars=summary_max_chars,
+        )

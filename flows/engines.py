@@ -1,0 +1,67 @@
+"""Choosing the STT and summary engines: configuration names them, blocks hold their keys."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from prefect.blocks.core import Block
+
+from blocks import ClaudeCredentials, ClovaCsrCredentials, load_block
+from video_processor.config import LlmEngineName, Settings, SttEngineName
+from video_processor.errors import ConfigurationError
+from video_processor.llm.base import Summarizer
+from video_processor.llm.local_extractive import LocalExtractiveSummarizer
+from video_processor.stt.base import SpeechToText
+from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
+
+B = TypeVar("B", bound=Block)
+
+
+def _load_optional(block_type: type[B], name: str) -> B | None:
+    try:
+        return load_block(block_type, name)
+    except ValueError:
+        return None
+
+
+def _require(block_type: type[B], name: str, variable: str) -> B:
+    block = _load_optional(block_type, name)
+    if block is None:
+        raise ConfigurationError(
+            f"{variable} selects an engine whose block {name!r} does not exist; "
+            "run `python -m blocks.bootstrap` with its credentials set"
+        )
+    return block
+
+
+def resolve_stt_engine(settings: Settings) -> SttEngineName:
+    """`auto` means CLOVA CSR when its block exists, the local engine otherwise."""
+    if settings.stt_engine is not SttEngineName.AUTO:
+        return settings.stt_engine
+    clova = _load_optional(ClovaCsrCredentials, settings.blocks.clova)
+    return SttEngineName.CLOVA_CSR if clova else SttEngineName.LOCAL
+
+
+def resolve_llm_engine(settings: Settings) -> LlmEngineName:
+    """`auto` means Claude when its block exists, the local summariser otherwise."""
+    if settings.llm_engine is not LlmEngineName.AUTO:
+        return settings.llm_engine
+    claude = _load_optional(ClaudeCredentials, settings.blocks.claude)
+    return LlmEngineName.CLAUDE if claude else LlmEngineName.LOCAL
+
+
+def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
+    if name is SttEngineName.CLOVA_CSR:
+        clova = _require(ClovaCsrCredentials, settings.blocks.clova, "STT_ENGINE")
+        return clova.get_engine(language=settings.stt_language)
+    return LocalWhisperSpeechToText(
+        language=settings.stt_language,
+        model_dir=settings.whisper_model_dir or default_model_dir(),
+    )
+
+
+def build_summarizer(name: LlmEngineName, settings: Settings) -> Summarizer:
+    if name is LlmEngineName.CLAUDE:
+        claude = _require(ClaudeCredentials, settings.blocks.claude, "LLM_ENGINE")
+        return claude.get_summarizer(summary_max_chars=settings.summary_max_chars)
+    return LocalExtractiveSummarizer(max_chars=settings.summary_max_chars)

@@ -1,0 +1,169 @@
+"""Prefect tasks: one per stage, each a thin wrapper over `video_processor.stages`.
+
+Retries are declared here and tuned per environment with `with_retry_policy`; only
+errors marked retryable (timeouts, 429, 5xx, connection errors) are retried. Tasks that
+cost money (STT, LLM) or time (audio) cache their results in the result storage by
+their inputs, so a retried flow run resumes at the stage that failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from prefect import Task, task
+from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect_aws import AwsCredentials
+
+from blocks import BackendCallback, load_block
+from flows.engines import build_stt_engine, build_summarizer
+from video_processor import s3, stages
+from video_processor.config import (
+    AudioProfile,
+    LlmEngineName,
+    Settings,
+    SttEngineName,
+    load_settings,
+)
+from video_processor.errors import CallbackError, is_retryable
+from video_processor.logs import get_logger, job_fields, log_stage
+from video_processor.models import (
+    AudioChunk,
+    AudioManifest,
+    DoneCallback,
+    FailedCallback,
+    JobContext,
+    ResultDocument,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+)
+
+logger = get_logger("tasks")
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAYS_S = [1.0, 2.0, 4.0]
+RETRY_JITTER_FACTOR = 0.2
+T = TypeVar("T", bound=Task[Any, Any])
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry timeouts, throttling, 5xx and connection errors; never 4xx or bad input."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_retryable(exc)
+    return False
+
+
+def with_retry_policy(stage_task: T, settings: Settings) -> T:
+    """The task with MAX_RETRIES attempts and exponential delays from RETRY_DELAY_SECONDS."""
+    delays = [settings.retry_delay_seconds * 2**attempt for attempt in range(settings.max_retries)]
+    return stage_task.with_options(  # type: ignore[return-value]
+        retries=settings.max_retries, retry_delay_seconds=delays or 0
+    )
+
+
+def s3_client(settings: Settings) -> Any:
+    return load_block(AwsCredentials, settings.blocks.aws_credentials).get_s3_client()
+
+
+@task(
+    name="prepare-audio",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=INPUTS,
+    persist_result=True,
+)
+def prepare_audio(
+    job: JobContext, profile: AudioProfile, chunk_seconds: float, ffmpeg_timeout_s: float
+) -> AudioManifest:
+    """Download the video and store its cleaned audio in S3 as STT-sized chunks."""
+    settings = load_settings()
+    return stages.prepare_audio(
+        s3_client(settings),
+        job,
+        work_bucket=settings.result_bucket_name,
+        profile=profile,
+        chunk_seconds=chunk_seconds,
+        ffmpeg_timeout_s=ffmpeg_timeout_s,
+    )
+
+
+@task(
+    name="transcribe-chunk",
+    task_run_name="transcribe-chunk-{chunk.index}",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=INPUTS,
+    persist_result=True,
+)
+def transcribe_chunk(
+    job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str
+) -> list[TranscriptSegment]:
+    """Transcribe one stored audio chunk (cached: a retry never pays for it twice)."""
+    settings = load_settings()
+    stt = build_stt_engine(engine, settings)
+    return stages.transcribe_chunk(s3_client(settings), stt, settings.result_bucket_name, chunk)
+
+
+@task(
+    name="summarize",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=INPUTS,
+    persist_result=True,
+)
+def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) -> Summary:
+    """Summarise the transcript (cached: a retry never pays for it twice)."""
+    return build_summarizer(engine, load_settings()).summarize(transcript)
+
+
+@task(
+    name="store-result",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def store_result(job: JobContext, result: ResultDocument) -> str:
+    """Write the result JSON to its fixed key in the result bucket; returns the key."""
+    settings = load_settings()
+    s3.put_json(s3_client(settings), settings.result_bucket_name, job.result_key, result)
+    return job.result_key
+
+
+@task(
+    name="send-callback",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int:
+    """Deliver the job's final state to the backend."""
+    backend = load_block(BackendCallback, load_settings().blocks.backend).get_client()
+    context = {**job_fields(job.job_id, job.user_id), "status": body.status}
+    try:
+        status = backend.complete_job(job.job_id, body)
+    except CallbackError as exc:
+        log_stage(logger, "CALLBACK_FAILED", context, error=exc.message, retryable=exc.retryable)
+        raise
+    finally:
+        backend.close()
+    log_stage(logger, "CALLBACK_SUCCESS", context, http_status=status)
+    return status
+
+
+@task(name="clean-up-work-files", cache_policy=NO_CACHE)
+def clean_up_work_files(job: JobContext) -> int:
+    """Remove the job's intermediate audio from S3 once the result is stored."""
+    settings = load_settings()
+    return s3.delete_prefix(s3_client(settings), settings.result_bucket_name, job.work_prefix)

@@ -1,0 +1,379 @@
+"""Fake Anthropic Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+Implements contracts.md §5: the API key (``x-api-key``, or ``Authorization: Bearer`` as
+the pinned SDK sends it), ``anthropic-version``, body validation, known model ids and
+their output limits, the 32 MB request limit and the 200K-token context window; errors
+use the documented envelope with a ``request_id`` (also the ``request-id`` header of
+every reply) and 429 carries ``retry-after``. The reply is a deterministic Korean
+"summary", ``요약: `` plus the start of the ``<transcript>`` in the last user message,
+cut at ``max_tokens`` (``stop_reason: "max_tokens"``) or at a stop sequence as the real
+API does. Tokens are estimated conservatively (two characters a token). Streaming is
+not faked: ``"stream": true`` is refused.
+
+Run it alone with ``python -m local_stack.fake_anthropic --port 8092``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import threading
+from collections.abc import Sequence
+from typing import Annotated, Literal, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+
+from local_stack.http_fake import (
+    DEFAULT_HOST,
+    FakeHTTPServer,
+    FakeService,
+    Fault,
+    Request,
+    Response,
+    cli_parser,
+    json_response,
+    serve_until_signalled,
+    start_server,
+    validation_message,
+)
+
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+# 2026-10-21 is what the pinned SDK (anthropic 2.14.0) sends; contracts.md names 2023-06-01.
+API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+CONTEXT_WINDOW_TOKENS = 200_000
+# Korean runs about one to two characters a token; two overestimates English text.
+CHARS_PER_TOKEN = 2
+SUMMARY_PREFIX = "요약: "
+SUMMARY_SOURCE_CHARS = 200
+TRANSCRIPT_TAG = re.compile(r"<transcript>(.*?)</transcript>", re.DOTALL)
+MODEL_MAX_OUTPUT_TOKENS = {
+    "claude-sonnet-4-5": 64_000,
+    "claude-sonnet-4-6": 64_000,
+    "claude-haiku-4-5": 64_000,
+    "claude-opus-4-5": 64_000,
+    "claude-opus-4-6": 128_000,
+}
+DATED_SUFFIX = re.compile(r"-\d{8}$")
+DEFAULT_API_KEY = "test-anthropic-key"
+DEFAULT_RETRY_AFTER_S = 1
+
+ERRORS_BY_STATUS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request"),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use this resource."),
+    404: ("not_found_error", "Not found"),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of requests has exceeded your rate limit."),
+    500: ("api_error", "Internal server error"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence"]
+
+
+class AnthropicConfig(BaseModel):
+    """Runtime settings; ``text`` replaces the derived summary; latency grows per output token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str = DEFAULT_API_KEY
+    text: str | None = None
+    base_latency_s: float = Field(default=0.0, ge=0)
+    per_output_token_s: float = Field(default=0.0, ge=0)
+    retry_after_s: int = Field(default=DEFAULT_RETRY_AFTER_S, ge=0)
+
+
+class ContentBlock(BaseModel):
+    """A content block; only text blocks matter to the fake, others pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _text_blocks_have_text(self) -> Self:
+        if self.type == "text" and self.text is None:
+            raise ValueError("text blocks need a 'text' string")
+        return self
+
+
+Content = str | list[ContentBlock]
+
+
+class InputMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: Content
+
+
+class CountTokensRequest(BaseModel):
+    """The body of ``/v1/messages/count_tokens`` (and the shared part of ``/v1/messages``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    messages: list[InputMessage] = Field(min_length=1)
+    system: Content | None = None
+
+
+class MessagesRequest(CountTokensRequest):
+    max_tokens: Annotated[int, Field(strict=True, ge=1)]
+    temperature: float | None = Field(default=None, ge=0, le=1)
+    stop_sequences: list[str] = Field(default_factory=list)
+    stream: bool = False
+
+
+RequestT = TypeVar("RequestT", bound=CountTokensRequest)
+
+
+def presented_api_key(request: Request) -> str | None:
+    """The key from ``x-api-key``, else from ``Authorization: Bearer`` (what SDK 2.x sends)."""
+    api_key = request.header("x-api-key")
+    if api_key is not None:
+        return api_key
+    scheme, _, token = (request.header("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def content_text(content: Content | None) -> str:
+    """The text of a message's content (text blocks joined by newlines)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(block.text for block in content if block.text is not None)
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def input_tokens_of(body: CountTokensRequest) -> int:
+    texts = [content_text(body.system), *(content_text(m.content) for m in body.messages)]
+    return sum(estimate_tokens(text) for text in texts)
+
+
+def summarize(body: CountTokensRequest) -> str:
+    """``요약: `` plus the first characters of the last user message's transcript."""
+    last_user = next((m for m in reversed(body.messages) if m.role == "user"), None)
+    text = content_text(last_user.content) if last_user else ""
+    tagged = TRANSCRIPT_TAG.search(text)
+    source = " ".join((tagged.group(1) if tagged else text).split())
+    return SUMMARY_PREFIX + source[:SUMMARY_SOURCE_CHARS]
+
+
+def known_model(model: str) -> str | None:
+    """The base id of a known model (dated snapshots included), else None."""
+    base = DATED_SUFFIX.sub("", model)
+    return base if base in MODEL_MAX_OUTPUT_TOKENS else None
+
+
+def empty_content_problem(messages: list[InputMessage]) -> str | None:
+    """The real API's refusal of empty content, if one applies."""
+    for index, message in enumerate(messages):
+        if isinstance(message.content, list) and any(
+            block.type == "text" and not (block.text or "").strip() for block in message.content
+        ):
+            return f"messages.{index}: text content blocks must contain non-whitespace text"
+        is_final_assistant = index == len(messages) - 1 and message.role == "assistant"
+        if not message.content and not is_final_assistant:
+            return (
+                f"messages.{index}: all messages must have non-empty content "
+                "except for the optional final assistant message"
+            )
+    return None
+
+
+def request_problem(body: CountTokensRequest, base_model: str) -> str | None:
+    """Why the real API would refuse a well-formed body for a known model, if it would."""
+    problem = empty_content_problem(body.messages)
+    if problem is not None:
+        return problem
+    if isinstance(body, MessagesRequest):
+        limit = MODEL_MAX_OUTPUT_TOKENS[base_model]
+        if body.max_tokens > limit:
+            return (
+                f"max_tokens: {body.max_tokens} > {limit}, which is the maximum allowed "
+                f"number of output tokens for {body.model}"
+            )
+        if body.stream:
+            return "stream: the fake Messages API does not stream"
+    tokens = input_tokens_of(body)
+    if tokens > CONTEXT_WINDOW_TOKENS:
+        return f"prompt is too long: {tokens} tokens > {CONTEXT_WINDOW_TOKENS} maximum"
+    return None
+
+
+def cut_at_stop_sequence(text: str, stop_sequences: list[str]) -> tuple[str, str | None]:
+    """The text before the earliest stop sequence, and that sequence (None when none)."""
+    hits = [(text.find(seq), seq) for seq in stop_sequences if seq and seq in text]
+    if not hits:
+        return text, None
+    position, sequence = min(hits)
+    return text[:position], sequence
+
+
+class FakeAnthropic(FakeService[AnthropicConfig]):
+    """The Messages API: validates like the real one, answers with a derived summary."""
+
+    name = "fake-anthropic"
+    extra_fault_kinds = frozenset({"max_tokens", "empty"})
+
+    def __init__(self, config: AnthropicConfig | None = None) -> None:
+        super().__init__(config or AnthropicConfig())
+        self._lock = threading.Lock()
+        self._messages = 0
+        self._input_tokens = 0
+        self._output_tokens = 0
+
+    def accepts_faults(self, request: Request) -> bool:
+        return request.method == "POST" and request.path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
+
+    def route(self, request: Request, fault: Fault | None) -> Response:
+        if request.method == "POST" and request.path == MESSAGES_PATH:
+            messages = self._parse(request, MessagesRequest)
+            return messages if isinstance(messages, Response) else self._reply(messages, fault)
+        if request.method == "POST" and request.path == COUNT_TOKENS_PATH:
+            counted = self._parse(request, CountTokensRequest)
+            if isinstance(counted, Response):
+                return counted
+            return json_response(200, {"input_tokens": input_tokens_of(counted)})
+        return self._error(request, 404, "not_found_error", f"Not found: {request.path}")
+
+    def _parse(self, request: Request, model: type[RequestT]) -> RequestT | Response:
+        """The validated body, or the error the real API answers with."""
+        if presented_api_key(request) != self.config.api_key:
+            return self._error(request, 401, "authentication_error", "invalid x-api-key")
+        version = request.header("anthropic-version")
+        if version is None:
+            return self._invalid(request, "anthropic-version: header is required")
+        if version not in API_VERSIONS:
+            return self._invalid(request, f"anthropic-version: unknown version {version!r}")
+        if len(request.body) > MAX_REQUEST_BYTES:
+            return self._error(request, 413, *ERRORS_BY_STATUS[413])
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            return self._invalid(request, "There was an error parsing the body of your request")
+        if not isinstance(payload, dict):
+            return self._invalid(request, "body: Input should be an object")
+        try:
+            body = model.model_validate(payload)
+        except ValidationError as exc:
+            return self._invalid(request, validation_message(exc))
+        base_model = known_model(body.model)
+        if base_model is None:
+            return self._error(request, 404, "not_found_error", f"model: {body.model}")
+        problem = request_problem(body, base_model)
+        return body if problem is None else self._invalid(request, problem)
+
+    def _reply(self, body: MessagesRequest, fault: Fault | None) -> Response:
+        config = self.config
+        text, stop_sequence = cut_at_stop_sequence(
+            config.text if config.text is not None else summarize(body), body.stop_sequences
+        )
+        stop_reason: StopReason = "end_turn" if stop_sequence is None else "stop_sequence"
+        output_tokens = estimate_tokens(text)
+        forced_cut = fault is not None and fault.kind == "max_tokens"
+        if forced_cut or output_tokens > body.max_tokens:
+            keep_chars = body.max_tokens * CHARS_PER_TOKEN
+            text = text[: min(keep_chars, len(text) // 2) if forced_cut else keep_chars]
+            stop_reason, stop_sequence, output_tokens = "max_tokens", None, body.max_tokens
+        empty = fault is not None and fault.kind == "empty"
+        if empty:
+            output_tokens = 0
+        input_tokens = input_tokens_of(body)
+        self.sleep(config.base_latency_s + config.per_output_token_s * output_tokens)
+        with self._lock:
+            self._messages += 1
+            self._input_tokens += input_tokens
+            self._output_tokens += output_tokens
+        return json_response(
+            200,
+            {
+                "id": f"msg_{secrets.token_hex(12)}",
+                "type": "message",
+                "role": "assistant",
+                "content": [] if empty else [{"type": "text", "text": text}],
+                "model": body.model,
+                "stop_reason": stop_reason,
+                "stop_sequence": stop_sequence,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                },
+            },
+        )
+
+    def _invalid(self, request: Request, message: str) -> Response:
+        return self._error(request, 400, "invalid_request_error", message)
+
+    def _error(self, request: Request, status: int, error_type: str, message: str) -> Response:
+        headers = {"retry-after": str(self.config.retry_after_s)} if status == 429 else {}
+        payload: JsonValue = {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": request_id(request),
+        }
+        return json_response(status, payload, headers)
+
+    def error_response(self, request: Request, status: int) -> Response:
+        error_type, message = ERRORS_BY_STATUS.get(status, ERRORS_BY_STATUS[500])
+        return self._error(request, status, error_type, message)
+
+    def decorate(self, request: Request, response: Response) -> Response:
+        return Response(
+            response.status, response.body, {**response.headers, "request-id": request_id(request)}
+        )
+
+    def extra_stats(self) -> dict[str, JsonValue]:
+        with self._lock:
+            return {
+                "messages": self._messages,
+                "input_tokens": self._input_tokens,
+                "output_tokens": self._output_tokens,
+            }
+
+    def reset_state(self) -> None:
+        with self._lock:
+            self._messages = 0
+            self._input_tokens = 0
+            self._output_tokens = 0
+
+
+def request_id(request: Request) -> str:
+    return f"req_{request.request_id}"
+
+
+def start_fake_anthropic(
+    config: AnthropicConfig | None = None, *, host: str = DEFAULT_HOST, port: int = 0
+) -> FakeHTTPServer[FakeAnthropic]:
+    """Serve a fake Messages API from a daemon thread (port 0 picks a free port)."""
+    return start_server(FakeAnthropic(config), host=host, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the fake until SIGINT/SIGTERM."""
+    parser = cli_parser("Fake Anthropic Messages API.")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
+    parser.add_argument("--text", default=None, help="fixed reply instead of the derived summary")
+    parser.add_argument("--base-latency-s", type=float, default=0.0)
+    parser.add_argument("--per-output-token-s", type=float, default=0.0)
+    parser.add_argument("--retry-after-s", type=int, default=DEFAULT_RETRY_AFTER_S)
+    args = parser.parse_args(argv)
+    config = AnthropicConfig(
+        api_key=args.api_key,
+        text=args.text,
+        base_latency_s=args.base_latency_s,
+        per_output_token_s=args.per_output_token_s,
+        retry_after_s=args.retry_after_s,
+    )
+    serve_until_signalled(FakeAnthropic(config), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Reference backend: the job-completion callback of contracts.md §6, recorded in memory.
+
+``POST /internal/jobs/{job_id}/complete`` checks ``X-Internal-Token`` and validates the
+body with ``DoneCallback``/``FailedCallback``. Every call is recorded (headers without
+the token); the job's final state follows one rule: the first DONE is terminal, a
+FAILED may be replaced by a later DONE (an operator retried the job), a later FAILED
+replaces nothing. Calls answered with an error (bad token, invalid body, injected
+fault) change no state and are kept in the job's ``rejected`` list.
+
+Inspection: ``GET /internal/jobs/{job_id}`` (404 when never called) and ``GET /internal/jobs``.
+
+Run it alone with ``python -m local_stack.reference_backend --port 8090``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import unquote
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+
+from local_stack.http_fake import (
+    DEFAULT_HOST,
+    FakeHTTPServer,
+    FakeService,
+    Fault,
+    Request,
+    Response,
+    cli_parser,
+    json_response,
+    serve_until_signalled,
+    start_server,
+    validation_message,
+)
+from video_processor.models import CallbackBody, DoneCallback
+
+TOKEN_HEADER = "X-Internal-Token"
+JOBS_PATH = "/internal/jobs"
+COMPLETE_PATH = re.compile(r"^/internal/jobs/(?P<job_id>[^/]+)/complete$")
+JOB_PATH = re.compile(r"^/internal/jobs/(?P<job_id>[^/]+)$")
+DEFAULT_TOKEN = "test-internal-token"
+
+JobState = Literal["DONE", "FAILED"]
+CALLBACK_ADAPTER: TypeAdapter[CallbackBody] = TypeAdapter(CallbackBody)
+
+
+class BackendConfig(BaseModel):
+    """Runtime settings: the expected token and a fixed reply latency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = DEFAULT_TOKEN
+    latency_s: float = Field(default=0.0, ge=0)
+
+
+@dataclass
+class JobRecord:
+    """Everything the backend heard about one job."""
+
+    job_id: str
+    state: JobState | None = None
+    final: JsonValue = None
+    callbacks: list[JsonValue] = field(default_factory=list)
+    rejected: list[JsonValue] = field(default_factory=list)
+
+    def to_json(self) -> JsonValue:
+        return {
+            "job_id": self.job_id,
+            "state": self.state,
+            "final": self.final,
+            "callbacks": list(self.callbacks),
+            "rejected": list(self.rejected),
+        }
+
+
+def next_state(current: JobState | None, incoming: JobState) -> JobState | None:
+    """The state after a valid callback: None when the callback changes nothing."""
+    if current is None or (current == "FAILED" and incoming == "DONE"):
+        return incoming
+    return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _headers_without_token(request: Request) -> dict[str, JsonValue]:
+    return {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() != TOKEN_HEADER.lower()
+    }
+
+
+def _body_as_received(body: bytes) -> JsonValue:
+    """The parsed JSON body, or its text when it is not JSON."""
+    try:
+        parsed: JsonValue = json.loads(body)
+    except ValueError:
+        return body.decode(errors="replace")
+    return parsed
+
+
+def _job_id_of_callback(request: Request) -> str | None:
+    match = COMPLETE_PATH.match(request.path)
+    return unquote(match["job_id"]) if match and request.method == "POST" else None
+
+
+class ReferenceBackend(FakeService[BackendConfig]):
+    """Validates and records job callbacks; keeps one final state per job."""
+
+    name = "reference-backend"
+
+    def __init__(self, config: BackendConfig | None = None) -> None:
+        super().__init__(config or BackendConfig())
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+
+    def accepts_faults(self, request: Request) -> bool:
+        return _job_id_of_callback(request) is not None
+
+    def route(self, request: Request, fault: Fault | None) -> Response:
+        job_id = _job_id_of_callback(request)
+        if job_id is not None:
+            return self._complete(request, job_id)
+        if request.method == "GET" and request.path.rstrip("/") == JOBS_PATH:
+            with self._lock:
+                return json_response(200, [job.to_json() for job in self._jobs.values()])
+        match = JOB_PATH.match(request.path)
+        if request.method == "GET" and match:
+            with self._lock:
+                job = self._jobs.get(unquote(match["job_id"]))
+                if job is not None:
+                    return json_response(200, job.to_json())
+        return json_response(404, {"detail": "Not Found"})
+
+    def _complete(self, request: Request, job_id: str) -> Response:
+        received_at = _now()
+        config = self.config
+        self.sleep(config.latency_s)
+        if request.header(TOKEN_HEADER) != config.token:
+            return self._reject(request, job_id, received_at, 401, "invalid token")
+        if request.media_type() != "application/json":
+            detail = "Content-Type must be application/json"
+            return self._reject(request, job_id, received_at, 415, detail)
+        try:
+            callback = CALLBACK_ADAPTER.validate_json(request.body)
+        except ValidationError as exc:
+            return self._reject(request, job_id, received_at, 400, validation_message(exc))
+        incoming: JobState = "DONE" if isinstance(callback, DoneCallback) else "FAILED"
+        body = _body_as_received(request.body)
+        with self._lock:
+            job = self._jobs.setdefault(job_id, JobRecord(job_id))
+            state = next_state(job.state, incoming)
+            if state is not None:
+                job.state, job.final = state, body
+            job.callbacks.append(
+                {
+                    "body": body,
+                    "received_at": received_at,
+                    "headers": _headers_without_token(request),
+                    "accepted": state is not None,
+                }
+            )
+            return json_response(
+                200, {"job_id": job_id, "state": job.state, "accepted": state is not None}
+            )
+
+    def _reject(
+        self, request: Request, job_id: str, received_at: str, status: int, detail: str
+    ) -> Response:
+        """Record a call that changes nothing and answer it with ``status``."""
+        self._record_rejected(request, job_id, received_at, status, detail)
+        return json_response(status, {"detail": detail})
+
+    def _record_rejected(
+        self, request: Request, job_id: str, received_at: str, status: int, detail: str
+    ) -> None:
+        with self._lock:
+            self._jobs.setdefault(job_id, JobRecord(job_id)).rejected.append(
+                {
+                    "body": _body_as_received(request.body),
+                    "received_at": received_at,
+                    "headers": _headers_without_token(request),
+                    "status": status,
+                    "detail": detail,
+                }
+            )
+
+    def on_fault(self, request: Request, fault: Fault) -> None:
+        job_id = _job_id_of_callback(request)
+        # A timeout fault only delays the call, which is then processed (and recorded) normally.
+        if job_id is not None and fault.kind != "timeout":
+            status = fault.status or 200
+            self._record_rejected(request, job_id, _now(), status, f"injected {fault.kind} fault")
+
+    def error_response(self, request: Request, status: int) -> Response:
+        return json_response(status, {"detail": f"injected fault {status}"})
+
+    def extra_stats(self) -> dict[str, JsonValue]:
+        with self._lock:
+            jobs = list(self._jobs.values())
+            return {
+                "jobs": len(jobs),
+                "callbacks": sum(len(job.callbacks) for job in jobs),
+                "rejected": sum(len(job.rejected) for job in jobs),
+                "done": sum(job.state == "DONE" for job in jobs),
+                "failed": sum(job.state == "FAILED" for job in jobs),
+            }
+
+    def reset_state(self) -> None:
+        with self._lock:
+            self._jobs.clear()
+
+
+def start_reference_backend(
+    config: BackendConfig | None = None, *, host: str = DEFAULT_HOST, port: int = 0
+) -> FakeHTTPServer[ReferenceBackend]:
+    """Serve the reference backend from a daemon thread (port 0 picks a free port)."""
+    return start_server(ReferenceBackend(config), host=host, port=port)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the backend until SIGINT/SIGTERM."""
+    parser = cli_parser("Reference backend: the job-completion callback endpoint.")
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="expected X-Internal-Token")
+    parser.add_argument("--latency-s", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    config = BackendConfig(token=args.token, latency_s=args.latency_s)
+    serve_until_signalled(ReferenceBackend(config), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

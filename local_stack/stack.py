@@ -1,0 +1,343 @@
+"""The local stack: every part of the pipeline started for real, on loopback.
+
+`python -m local_stack up` starts a supervisor in the background and returns once the
+stack is ready; the supervisor owns these processes and stops them on SIGTERM
+(`python -m local_stack down`):
+
+- a moto server (S3 + SQS) with the video bucket's notifications sent to the queue,
+  and a dead-letter queue behind it;
+- fake CLOVA CSR and Anthropic servers, and the reference backend;
+- a Prefect server (SQLite under the stack folder), the blocks, a process work pool,
+  the `process-video` deployment from prefect.yaml and a worker;
+- the SQS sensor.
+
+Every port is picked free at start, and all state lives in the stack folder, so two
+checkouts (or a test run beside a demo) never clash. The endpoints are written to
+`<folder>/stack.env`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import boto3
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_REGION = "ap-northeast-2"
+LOCAL_ACCESS_KEY = "local-stack-key"
+LOCAL_SECRET_KEY = "local-stack-secret"
+VIDEO_BUCKET = "shortform-video-bucket"
+RESULT_BUCKET = "shortform-result-bucket"
+QUEUE_NAME = "video-ingest-queue"
+DEAD_LETTER_QUEUE_NAME = "video-ingest-dlq"
+MAX_RECEIVE_COUNT = 3
+WORK_POOL = "local-process"
+DEPLOYMENT = "process-video/process-video-local"
+PREFERRED_UI_PORT = 4200
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 15.0
+FAKE_ENGINES = "fake"
+PREFECT_CLI = str(Path(sys.executable).with_name("prefect"))
+
+
+def free_port(preferred: int | None = None) -> int:
+    """A port nobody listens on (the preferred one when it is free)."""
+    candidates = [preferred, 0] if preferred else [0]
+    for candidate in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate or 0))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+def wait_until_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
+@dataclass
+class Stack:
+    """The processes of one local stack and the environment they share."""
+
+    folder: Path
+    engines: str
+    env: dict[str, str] = field(default_factory=dict)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return self.folder / "logs"
+
+    def spawn(self, name: str, command: list[str], extra_env: Mapping[str, str] = {}) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env={**os.environ, **self.env, **extra_env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.processes.append((name, process))
+
+    def run(self, name: str, command: list[str]) -> None:
+        """Run a set-up command to completion; its output goes to the stack's logs."""
+        with (self.logs / f"{name}.log").open("ab") as log:
+            subprocess.run(
+                command,
+                cwd=REPO_ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=True,
+            )
+
+    def start(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._start_aws()
+        self._start_fakes()
+        self._start_prefect()
+        self.env["SENSOR_HEARTBEAT_FILE"] = str(self.folder / "sensor.heartbeat")
+        self.spawn("sensor", [sys.executable, "-m", "sensors.sqs_sensor"])
+        self._check_alive()
+
+    def _start_aws(self) -> None:
+        port = free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        self.spawn(
+            "moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        )
+        wait_until_ready(f"{endpoint}/moto-api/")
+        self.env.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY,
+            AWS_REGION=LOCAL_REGION,
+            AWS_DEFAULT_REGION=LOCAL_REGION,
+            VIDEO_BUCKET_NAME=VIDEO_BUCKET,
+            RESULT_BUCKET_NAME=RESULT_BUCKET,
+        )
+        queue_url, dlq_url = create_aws_resources(endpoint)
+        self.env.update(SQS_QUEUE_URL=queue_url, SQS_DLQ_URL=dlq_url)
+
+    def _start_fakes(self) -> None:
+        backend_port, clova_port, claude_port = free_port(), free_port(), free_port()
+        token = secrets.token_urlsafe(24)
+        self.spawn(
+            "backend",
+            [
+                sys.executable,
+                "-m",
+                "local_stack.reference_backend",
+                "--port",
+                str(backend_port),
+                "--token",
+                token,
+            ],
+        )
+        self.env.update(
+            BACKEND_BASE_URL=f"http://127.0.0.1:{backend_port}", BACKEND_INTERNAL_TOKEN=token
+        )
+        clova_key_id, clova_key = secrets.token_hex(8), secrets.token_urlsafe(24)
+        claude_key = f"sk-ant-local-{secrets.token_urlsafe(24)}"
+        self.spawn(
+            "fake-clova",
+            [
+                sys.executable,
+                "-m",
+                "local_stack.fake_clova",
+                "--port",
+                str(clova_port),
+                "--api-key-id",
+                clova_key_id,
+                "--api-key",
+                clova_key,
+            ],
+        )
+        self.spawn(
+            "fake-anthropic",
+            [
+                sys.executable,
+                "-m",
+                "local_stack.fake_anthropic",
+                "--port",
+                str(claude_port),
+                "--api-key",
+                claude_key,
+            ],
+        )
+        self.env.update(
+            FAKE_CLOVA_URL=f"http://127.0.0.1:{clova_port}",
+            FAKE_ANTHROPIC_URL=f"http://127.0.0.1:{claude_port}",
+        )
+        for port in (backend_port, clova_port, claude_port):
+            wait_until_ready(f"http://127.0.0.1:{port}/__admin/stats")
+        if self.engines == FAKE_ENGINES:
+            self.env.update(
+                CLOVA_STT_URL=f"http://127.0.0.1:{clova_port}/recog/v1/stt?lang=Kor",
+                CLOVA_API_KEY_ID=clova_key_id,
+                CLOVA_API_KEY=clova_key,
+                CLAUDE_API_URL=f"http://127.0.0.1:{claude_port}/v1/messages",
+                CLAUDE_API_KEY=claude_key,
+            )
+
+    def _start_prefect(self) -> None:
+        ui_port = free_port(PREFERRED_UI_PORT)
+        api_url = f"http://127.0.0.1:{ui_port}/api"
+        self.env.update(
+            PREFECT_HOME=str(self.folder / "prefect"),
+            PREFECT_API_URL=api_url,
+            PREFECT_UI_URL=f"http://127.0.0.1:{ui_port}",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_DATABASE_TIMEOUT="30",
+            PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT="30",
+            PREFECT_WORKER_QUERY_SECONDS="1",
+            PREFECT_DEFAULT_RESULT_STORAGE_BLOCK="s3-bucket/prefect-results",
+            PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
+            PREFECT_LOGGING_EXTRA_LOGGERS="video_processor",
+            APP_ROOT=str(REPO_ROOT),
+        )
+        self.spawn(
+            "prefect-server",
+            [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
+        )
+        wait_until_ready(f"{api_url}/health")
+        self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
+        self.run(
+            "work-pool",
+            [PREFECT_CLI, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+        )
+        self.run(
+            "deploy", [PREFECT_CLI, "--no-prompt", "deploy", "--name", DEPLOYMENT.split("/")[1]]
+        )
+        self.spawn(
+            "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
+        )
+
+    def _check_alive(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {self.logs}")
+
+    def stop(self) -> None:
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for _, process in reversed(self.processes):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def write_env_file(self) -> Path:
+        """Write the endpoints atomically: its presence means the stack is ready."""
+        path = self.folder / "stack.env"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text("".join(f"{key}={value}\n" for key, value in sorted(self.env.items())))
+        temporary.replace(path)
+        return path
+
+
+def create_aws_resources(endpoint: str) -> tuple[str, str]:
+    """Buckets, the queue with its DLQ, and the bucket notification (moto sends TestEvent)."""
+    env = {
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+    }
+    s3, sqs = aws_client(env, "s3"), aws_client(env, "sqs")
+    location = {"LocationConstraint": LOCAL_REGION}
+    for bucket in (VIDEO_BUCKET, RESULT_BUCKET):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration=location)
+    dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName=QUEUE_NAME,
+        Attributes={
+            "VisibilityTimeout": "90",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+            ),
+        },
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=VIDEO_BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "videos/"}]}},
+                }
+            ]
+        },
+    )
+    return queue_url, dlq_url
+
+
+def supervise(folder: Path, engines: str) -> int:
+    """Start the stack, write stack.env, then wait for SIGTERM and stop everything."""
+    stack = Stack(folder=folder, engines=engines)
+    stopping = False
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start()
+        stack.write_env_file()
+        while not stopping:
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+        (folder / "stack.env").unlink(missing_ok=True)
+    return 0
+
+
+def read_stack_env(folder: Path) -> dict[str, str]:
+    """The endpoints of a running stack (raises FileNotFoundError when it is not up)."""
+    lines = (folder / "stack.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def aws_client(env: Mapping[str, str], service: str) -> Any:
+    """A boto3 client for the stack's moto server."""
+    return boto3.session.Session(
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_REGION"],
+    ).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])

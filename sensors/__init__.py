@@ -1,0 +1,1 @@
+"""Long-running processes that turn outside events into flow runs."""

@@ -1,0 +1,239 @@
+"""The SQS sensor: one loop that turns S3 upload events into `process-video` flow runs.
+
+    poll (long) → parse → for each video: create a flow run (idempotency key) → delete
+
+A message is deleted only after every run it announces exists, so a crash in between
+redelivers it, and the idempotency key maps the redelivery onto the same run. A message
+that does not parse is made visible again at once and left for the dead-letter queue.
+Test events and objects outside the video layout are logged and deleted on purpose.
+SIGTERM/SIGINT: the batch in hand is finished, then the loop exits.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+from uuid import UUID
+
+from botocore.exceptions import BotoCoreError, ClientError
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.exceptions import PrefectException
+from prefect_aws import AwsCredentials
+
+from blocks import load_block
+from video_processor.config import Settings, load_settings
+from video_processor.errors import ConfigurationError
+from video_processor.events import MessageParseError, ParsedMessage, parse_message_body
+from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage
+from video_processor.models import JobContext, S3ObjectRef
+
+logger = get_logger("sensor")
+
+POLL_ERROR_BACKOFF_BASE_S = 1.0
+POLL_ERROR_BACKOFF_MAX_S = 60.0
+DEPLOYMENT_LOOKUP_RETRY_S = 5.0
+
+
+@dataclass
+class SensorCounters:
+    received: int = 0
+    deleted: int = 0
+    runs_created: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    poll_errors: int = 0
+
+
+class SkippedObject(Exception):
+    """An announced object that is not ours to process (logged, then deleted)."""
+
+
+@dataclass
+class SqsSensor:
+    settings: Settings
+    sqs: Any
+    prefect: SyncPrefectClient
+    deployment_id: UUID
+    counters: SensorCounters = field(default_factory=SensorCounters)
+    stopping: bool = False
+
+    def __repr__(self) -> str:
+        return f"SqsSensor(queue={self.settings.sqs_queue_url!r}, {self.counters})"
+
+    def run(self) -> None:
+        """Poll until asked to stop; consecutive errors back off exponentially."""
+        consecutive_errors = 0
+        while not self.stopping:
+            try:
+                self.poll_once()
+                self.settings.sensor_heartbeat_file.touch()
+                consecutive_errors = 0
+            except Exception as exc:  # the loop outlives any one failure; the log says why
+                consecutive_errors += 1
+                self.counters.poll_errors += 1
+                delay = min(
+                    POLL_ERROR_BACKOFF_BASE_S * 2 ** (consecutive_errors - 1),
+                    POLL_ERROR_BACKOFF_MAX_S,
+                )
+                logger.warning(
+                    "poll failed; backing off",
+                    extra={"stage": "POLL_ERROR", "error": repr(exc), "retry_in_s": delay},
+                    exc_info=not isinstance(exc, (ClientError, BotoCoreError, OSError)),
+                )
+                time.sleep(delay)
+
+    def poll_once(self) -> int:
+        """Receive one batch and hand every message off; returns how many were received."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.settings.sqs_queue_url,
+            MaxNumberOfMessages=self.settings.sqs_max_messages,
+            WaitTimeSeconds=self.settings.sqs_wait_time_seconds,
+            VisibilityTimeout=self.settings.sqs_visibility_timeout_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        messages = response.get("Messages", [])
+        self.counters.received += len(messages)
+        for message in messages:
+            self.handle(message)
+        return len(messages)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        message_id = message["MessageId"]
+        receive_count = message.get("Attributes", {}).get("ApproximateReceiveCount")
+        try:
+            parsed = parse_message_body(message["Body"])
+        except MessageParseError as exc:
+            self.counters.rejected += 1
+            logger.error(
+                "message rejected; it stays on the queue until it moves to the dead-letter queue",
+                extra={
+                    "stage": "MESSAGE_REJECTED",
+                    "message_id": message_id,
+                    "reason": str(exc),
+                    "receive_count": receive_count,
+                },
+            )
+            self._release(message)
+            return
+        self._start_runs(parsed, message_id)
+        self._delete(message)
+
+    def _start_runs(self, parsed: ParsedMessage, message_id: str) -> None:
+        if parsed.is_test_event:
+            logger.info(
+                "s3:TestEvent ignored", extra={"stage": "MESSAGE_SKIPPED", "message_id": message_id}
+            )
+        for reason in parsed.skipped:
+            self._log_skip(message_id, reason)
+        for obj in parsed.objects:
+            try:
+                job = self._job_for(obj)
+            except SkippedObject as exc:
+                self._log_skip(message_id, str(exc))
+                continue
+            self._create_run(job, message_id)
+
+    def _job_for(self, obj: S3ObjectRef) -> JobContext:
+        if obj.bucket != self.settings.video_bucket_name:
+            raise SkippedObject(f"s3://{obj.bucket}/{obj.key}: not the video bucket")
+        if not obj.key.startswith(self.settings.video_key_prefix):
+            raise SkippedObject(f"s3://{obj.bucket}/{obj.key}: outside the video key prefix")
+        job = JobContext.from_object(obj)
+        if job is None:
+            raise SkippedObject(
+                f"s3://{obj.bucket}/{obj.key}: key is not videos/{{user_id}}/{{job_id}}.{{ext}}"
+            )
+        return job
+
+    def _create_run(self, job: JobContext, message_id: str) -> None:
+        flow_run = self.prefect.create_flow_run_from_deployment(
+            self.deployment_id,
+            parameters={"job": job.model_dump(mode="json")},
+            idempotency_key=job.idempotency_key,
+            name=job.run_name,
+            tags=[f"user:{job.user_id}"],
+        )
+        self.counters.runs_created += 1
+        log_stage(
+            logger,
+            "RUN_CREATED",
+            job_fields(job.job_id, job.user_id),
+            flow_run_id=str(flow_run.id),
+            message_id=message_id,
+            idempotency_key=job.idempotency_key,
+        )
+
+    def _log_skip(self, message_id: str, reason: str) -> None:
+        self.counters.skipped += 1
+        logger.info(
+            "object skipped",
+            extra={"stage": "MESSAGE_SKIPPED", "message_id": message_id, "reason": reason},
+        )
+
+    def _delete(self, message: dict[str, Any]) -> None:
+        self.sqs.delete_message(
+            QueueUrl=self.settings.sqs_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+        self.counters.deleted += 1
+
+    def _release(self, message: dict[str, Any]) -> None:
+        """Make a rejected message visible again now, so it reaches the DLQ without waiting."""
+        self.sqs.change_message_visibility(
+            QueueUrl=self.settings.sqs_queue_url,
+            ReceiptHandle=message["ReceiptHandle"],
+            VisibilityTimeout=0,
+        )
+
+    def stop(self, signum: int, _frame: FrameType | None) -> None:
+        logger.info(
+            "stopping after the current batch", extra={"stage": "SENSOR_STOP", "signal": signum}
+        )
+        self.stopping = True
+
+
+def find_deployment(prefect: SyncPrefectClient, name: str) -> UUID:
+    """Wait for the deployment to exist (the worker's deploy may still be running)."""
+    while True:
+        try:
+            return prefect.read_deployment_by_name(name).id
+        except PrefectException as exc:
+            logger.warning(
+                f"deployment {name!r} not found yet; run `prefect deploy` (prefect.yaml)",
+                extra={"stage": "SENSOR_WAIT", "error": repr(exc)},
+            )
+            time.sleep(DEPLOYMENT_LOOKUP_RETRY_S)
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+        if not settings.sqs_queue_url:
+            raise ConfigurationError("invalid configuration: SQS_QUEUE_URL is not set")
+    except ConfigurationError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_json_logging(settings.log_level)
+    sqs = load_block(AwsCredentials, settings.blocks.aws_credentials).get_client("sqs")
+    with get_client(sync_client=True) as prefect:
+        sensor = SqsSensor(
+            settings=settings,
+            sqs=sqs,
+            prefect=prefect,
+            deployment_id=find_deployment(prefect, settings.process_video_deployment),
+        )
+        signal.signal(signal.SIGTERM, sensor.stop)
+        signal.signal(signal.SIGINT, sensor.stop)
+        logger.info(
+            "sensor started", extra={"stage": "SENSOR_START", "queue": settings.sqs_queue_url}
+        )
+        sensor.run()
+        logger.info("sensor stopped", extra={"stage": "SENSOR_STOP", "counters": repr(sensor)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

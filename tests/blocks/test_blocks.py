@@ -1,0 +1,82 @@
+"""Block standards, and the bootstrap command against the local stack's Prefect server."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from prefect.blocks.core import Block
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_aws import AwsCredentials, S3Bucket
+from pydantic import SecretStr
+
+from blocks import BackendCallback, ClaudeCredentials, ClovaCsrCredentials
+from local_stack.stack import REPO_ROOT
+from tests.e2e.stack_client import StackClient
+
+CUSTOM_BLOCKS = [BackendCallback, ClaudeCredentials, ClovaCsrCredentials]
+SECRET_FIELDS = {
+    BackendCallback: {"internal_token"},
+    ClaudeCredentials: {"api_key"},
+    ClovaCsrCredentials: {"api_key_id", "api_key"},
+}
+
+
+@pytest.mark.parametrize("block", CUSTOM_BLOCKS, ids=lambda block: block.__name__)
+def test_block_standards(block: type[Block]):
+    assert block.get_block_type_slug() == block._block_type_slug
+    assert block.get_description(), "the docstring describes the block in the UI"
+    assert ".load(" in (block.__doc__ or ""), "the docstring shows how to load it"
+    for name, info in block.model_fields.items():
+        assert info.title and info.description, f"{block.__name__}.{name} needs title+description"
+    secrets = {name for name, info in block.model_fields.items() if info.annotation is SecretStr}
+    assert secrets == SECRET_FIELDS[block]
+
+
+def test_secrets_are_masked_in_the_block_representation():
+    block = ClaudeCredentials(api_key="sk-ant-very-secret")
+    assert "sk-ant-very-secret" not in repr(block)
+    assert "sk-ant-very-secret" not in block.model_dump_json()
+
+
+def run_bootstrap(stack: StackClient, **overrides: str) -> None:
+    env = {**os.environ, **stack.env, **overrides}
+    subprocess.run(
+        [sys.executable, "-m", "blocks.bootstrap"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.e2e
+def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackClient):
+    with temporary_settings(updates={PREFECT_API_URL: stack.env["PREFECT_API_URL"]}):
+        before = ClaudeCredentials.load("claude")
+        run_bootstrap(stack, CLAUDE_MAX_TOKENS="777")
+        try:
+            after = ClaudeCredentials.load("claude")
+            assert after._block_document_id == before._block_document_id
+            assert after.max_tokens == 777
+            assert after.api_key.get_secret_value() == stack.env["CLAUDE_API_KEY"]
+            assert S3Bucket.load("result-bucket").bucket_name == stack.result_bucket
+            credentials = AwsCredentials.load("video-processor-aws")
+            assert credentials.aws_client_parameters.endpoint_url == stack.env["AWS_ENDPOINT_URL"]
+            backend = BackendCallback.load("backend-callback")
+            assert backend.base_url == stack.env["BACKEND_BASE_URL"]
+        finally:
+            run_bootstrap(stack)
+
+
+def test_bootstrap_refuses_to_run_without_a_backend_token(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "blocks.bootstrap"],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "BACKEND_INTERNAL_TOKEN" in result.stderr

@@ -1,0 +1,87 @@
+"""Fixtures that start real local services: a moto server, or the whole local stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_stack.stack import (
+    LOCAL_ACCESS_KEY,
+    LOCAL_REGION,
+    LOCAL_SECRET_KEY,
+    REPO_ROOT,
+    aws_client,
+    free_port,
+    read_stack_env,
+    wait_until_ready,
+)
+from tests.e2e.stack_client import StackClient
+
+
+@pytest.fixture(scope="session")
+def moto_env() -> Iterator[dict[str, str]]:
+    """A moto server (S3 + SQS over HTTP) on a free loopback port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{endpoint}/moto-api/")
+        yield {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+            "AWS_REGION": LOCAL_REGION,
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_client(moto_env: dict[str, str]) -> Any:
+    return aws_client(moto_env, "s3")
+
+
+@pytest.fixture
+def sqs_client(moto_env: dict[str, str]) -> Any:
+    return aws_client(moto_env, "sqs")
+
+
+def _stack_command(command: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", "fake"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
+    folder = tmp_path_factory.mktemp("stack")
+    started = _stack_command("up", folder)
+    if started.returncode != 0:
+        pytest.fail(f"local stack failed to start:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield StackClient(env=read_stack_env(folder), folder=folder)
+    finally:
+        _stack_command("down", folder)
+
+
+@pytest.fixture(autouse=True)
+def _reset_fakes(request: pytest.FixtureRequest) -> None:
+    """Faults injected by one test never leak into the next."""
+    if "stack" in request.fixturenames:
+        client: StackClient = request.getfixturevalue("stack")
+        for name in ("clova", "anthropic", "backend"):
+            client.reset(name)

@@ -1,0 +1,160 @@
+"""End to end: uploads through moto S3 → SQS → sensor → Prefect server → worker → callback."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect.client.schemas.objects import StateType
+from prefect.states import AwaitingRetry
+
+from local_stack.sample_video import make_corrupt_video, make_tone_video, make_video_without_audio
+from tests.e2e.stack_client import StackClient
+
+pytestmark = pytest.mark.e2e
+CHUNK_SECONDS = 55.0
+
+
+def new_job_id() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def wait_for_run_state(stack: StackClient, name: str, state: StateType, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        runs = stack.flow_runs_named(name)
+        if runs and all(run.state_type == state for run in runs):
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"{name}: runs {[(r.id, r.state_type) for r in runs]}, wanted {state}")
+
+
+def test_upload_ends_in_done_callback_result_json_and_deleted_message(
+    stack: StackClient, tmp_path: Path
+) -> None:
+    job_id = new_job_id()
+    video = make_tone_video(tmp_path / "talk.mp4", seconds=70)
+    stack.upload(video, f"videos/user-1/{job_id}.mp4")
+
+    final = stack.wait_for_callbacks(job_id)["final"]
+
+    assert final["status"] == "DONE", final
+    assert final["result_s3_key"] == f"results/user-1/{job_id}.json"
+    assert final["s3_key"] == f"videos/user-1/{job_id}.mp4"
+    assert final["meta"]["stt_engine"] == "clova-csr"
+    result = stack.result(final["result_s3_key"])
+    assert result["schema_version"] == "1.0"
+    assert result["transcript_text"] == final["transcript"] != ""
+    assert result["summary"]["text"] == final["summary"] != ""
+    # 70 s of audio is two CLOVA requests: CSR refuses more than 60 s.
+    starts = [segment["start_s"] for segment in result["transcript"]["segments"]]
+    assert starts == pytest.approx([0.0, CHUNK_SECONDS], abs=0.5)
+    assert stack.stats("clova")["requests"] == 2
+    stack.wait_for_empty_queue()
+    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
+    # Intermediate audio is removed once the result is stored.
+    work = stack.s3().list_objects_v2(Bucket=stack.result_bucket, Prefix=f"work/user-1/{job_id}/")
+    assert work.get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("make_video", "reason"),
+    [
+        (make_corrupt_video, "not a decodable media file"),
+        (lambda path: make_video_without_audio(path, seconds=3), "no audio stream"),
+    ],
+    ids=["corrupt", "no-audio"],
+)
+def test_unusable_upload_ends_in_failed_callback_with_ffmpeg_failed(
+    stack: StackClient, tmp_path: Path, make_video, reason: str
+) -> None:
+    job_id = new_job_id()
+    stack.upload(make_video(tmp_path / "bad.mp4"), f"videos/user-2/{job_id}.mp4")
+
+    final = stack.wait_for_callbacks(job_id)["final"]
+
+    assert final["status"] == "FAILED"
+    assert final["error_code"] == "FFMPEG_FAILED"
+    assert reason in final["error_message"]
+    wait_for_run_state(stack, f"job-{job_id}", StateType.FAILED)
+    assert stack.stats("clova")["requests"] == 0
+
+
+def test_same_s3_event_delivered_twice_starts_one_flow_run(
+    stack: StackClient, tmp_path: Path
+) -> None:
+    job_id = new_job_id()
+    key = f"videos/user-3/{job_id}.mp4"
+    head = stack.upload(make_tone_video(tmp_path / "clip.mp4", seconds=3), key)
+    # The notification moto already sent, delivered again twice (as SQS may).
+    duplicate = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": stack.env["AWS_REGION"],
+                "eventTime": "2026-01-01T00:00:00.000Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": stack.video_bucket},
+                    "object": {
+                        "key": key.replace("/", "%2F"),
+                        "size": head["ContentLength"],
+                        "eTag": head["ETag"].strip('"'),
+                    },
+                },
+            }
+        ]
+    }
+    for _ in range(2):
+        stack.sqs().send_message(
+            QueueUrl=stack.env["SQS_QUEUE_URL"], MessageBody=json.dumps(duplicate)
+        )
+
+    job = stack.wait_for_callbacks(job_id)
+    stack.wait_for_empty_queue()
+
+    assert job["final"]["status"] == "DONE"
+    assert len(stack.flow_runs_named(f"job-{job_id}")) == 1
+    assert len(stack.job(job_id)["callbacks"]) == 1
+
+
+def test_retry_of_a_run_that_failed_at_the_llm_does_not_call_stt_again(
+    stack: StackClient, tmp_path: Path
+) -> None:
+    job_id = new_job_id()
+    stack.inject("anthropic", {"status": 400})  # not retryable: the run fails at once
+    stack.upload(make_tone_video(tmp_path / "clip.mp4", seconds=3), f"videos/user-4/{job_id}.mp4")
+
+    failed = stack.wait_for_callbacks(job_id)["final"]
+    assert failed["status"] == "FAILED"
+    assert failed["error_code"] == "LLM_BAD_RESPONSE"
+    [run] = wait_for_run_state(stack, f"job-{job_id}", StateType.FAILED)
+    stt_calls = stack.stats("clova")["requests"]
+    llm_calls = stack.stats("anthropic")["requests"]
+    assert stt_calls == 1
+
+    # What the UI's "Retry" does: the same run goes back to Scheduled.
+    with stack.prefect() as client:
+        client.set_flow_run_state(run.id, AwaitingRetry(message="Retry from the UI"), force=True)
+
+    job = stack.wait_for_callbacks(job_id, count=2)
+    assert job["state"] == "DONE"
+    assert [callback["body"]["status"] for callback in job["callbacks"]] == ["FAILED", "DONE"]
+    assert stack.stats("clova")["requests"] == stt_calls
+    assert stack.stats("anthropic")["requests"] == llm_calls + 1
+    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
+
+
+def test_backend_sees_no_secret_in_flow_run_parameters(stack: StackClient) -> None:
+    with stack.prefect() as client:
+        runs = client.read_flow_runs(limit=50)
+    parameters = json.dumps([run.parameters for run in runs])
+    for secret in ("CLOVA_API_KEY", "CLAUDE_API_KEY", "BACKEND_INTERNAL_TOKEN"):
+        assert stack.env[secret] not in parameters
+    assert httpx.get(f"{stack.env['PREFECT_API_URL']}/health", timeout=5).is_success

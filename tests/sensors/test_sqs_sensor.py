@@ -1,0 +1,156 @@
+"""The sensor loop against real SQS (moto server over HTTP).
+
+Prefect's client is replaced by a recorder of `create_flow_run_from_deployment` calls;
+the real sensor → Prefect path is covered by the end-to-end tests.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from sensors.sqs_sensor import SqsSensor
+from video_processor.config import Settings
+
+BUCKET = "videos-in"
+
+
+@dataclass
+class RecordingPrefect:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    fail_with: Exception | None = None
+
+    def create_flow_run_from_deployment(self, deployment_id, **kwargs):
+        if self.fail_with:
+            raise self.fail_with
+        self.calls.append(kwargs)
+        return type("FlowRun", (), {"id": uuid.uuid4()})()
+
+
+@pytest.fixture
+def queue(sqs_client) -> str:
+    dlq = sqs_client.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    dlq_arn = sqs_client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    return sqs_client.create_queue(
+        QueueName=f"q-{uuid.uuid4().hex[:8]}",
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
+        },
+    )["QueueUrl"]
+
+
+def make_sensor(sqs_client, queue: str, prefect: RecordingPrefect) -> SqsSensor:
+    settings = Settings(
+        sqs_queue_url=queue,
+        video_bucket_name=BUCKET,
+        sqs_wait_time_seconds=0,
+        sqs_visibility_timeout_seconds=30,
+    )
+    return SqsSensor(
+        settings=settings,
+        sqs=sqs_client,
+        prefect=prefect,  # type: ignore[arg-type]
+        deployment_id=uuid.uuid4(),
+    )
+
+
+def event(*keys: str, bucket: str = BUCKET) -> str:
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": bucket},
+                        "object": {"key": key, "size": 1, "eTag": "e"},
+                    },
+                }
+                for key in keys
+            ]
+        }
+    )
+
+
+def visible_messages(sqs_client, queue: str) -> int:
+    attributes = sqs_client.get_queue_attributes(
+        QueueUrl=queue,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def test_each_video_record_starts_a_named_idempotent_run_then_the_message_is_deleted(
+    sqs_client, queue
+):
+    prefect = RecordingPrefect()
+    sqs_client.send_message(
+        QueueUrl=queue, MessageBody=event("videos%2F7%2F42.mp4", "videos/7/43.mov")
+    )
+    sensor = make_sensor(sqs_client, queue, prefect)
+
+    assert sensor.poll_once() == 1
+
+    assert [call["name"] for call in prefect.calls] == ["job-42", "job-43"]
+    assert prefect.calls[0]["parameters"]["job"]["key"] == "videos/7/42.mp4"
+    assert prefect.calls[0]["idempotency_key"].startswith("video:")
+    assert prefect.calls[0]["idempotency_key"] != prefect.calls[1]["idempotency_key"]
+    assert visible_messages(sqs_client, queue) == 0
+
+
+def test_redelivered_event_asks_for_the_same_run(sqs_client, queue):
+    prefect = RecordingPrefect()
+    sensor = make_sensor(sqs_client, queue, prefect)
+    for _ in range(2):
+        sqs_client.send_message(QueueUrl=queue, MessageBody=event("videos/7/42.mp4"))
+        sensor.poll_once()
+    assert len({call["idempotency_key"] for call in prefect.calls}) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": BUCKET}),
+        event("videos/7/42.mp4", bucket="someone-elses-bucket"),
+        event("uploads/7/42.mp4"),
+        event("videos/7/sub/42.mp4"),
+        event("videos%2F..%2F..%2Fetc%2Fpasswd"),
+    ],
+    ids=["test-event", "wrong-bucket", "outside-prefix", "bad-layout", "dot-dot"],
+)
+def test_messages_not_ours_are_deleted_without_a_run(sqs_client, queue, body):
+    prefect = RecordingPrefect()
+    sqs_client.send_message(QueueUrl=queue, MessageBody=body)
+    sensor = make_sensor(sqs_client, queue, prefect)
+    sensor.poll_once()
+    assert prefect.calls == []
+    assert visible_messages(sqs_client, queue) == 0
+    assert sensor.counters.deleted == 1
+
+
+def test_unparseable_message_is_kept_for_the_dead_letter_queue(sqs_client, queue, caplog):
+    prefect = RecordingPrefect()
+    sqs_client.send_message(QueueUrl=queue, MessageBody="definitely not json")
+    sensor = make_sensor(sqs_client, queue, prefect)
+    sensor.poll_once()
+    assert sensor.counters.rejected == 1 and sensor.counters.deleted == 0
+    assert any("not JSON" in getattr(record, "reason", "") for record in caplog.records)
+    # Released at once: the next receive gets it again, and the redrive policy then moves it.
+    sensor.poll_once()
+    sensor.poll_once()
+    assert sensor.counters.rejected == 2
+    assert visible_messages(sqs_client, queue) == 0
+
+
+def test_message_stays_when_the_run_cannot_be_created(sqs_client, queue):
+    prefect = RecordingPrefect(fail_with=OSError("prefect api down"))
+    sqs_client.send_message(QueueUrl=queue, MessageBody=event("videos/7/42.mp4"))
+    sensor = make_sensor(sqs_client, queue, prefect)
+    with pytest.raises(OSError):
+        sensor.poll_once()
+    assert visible_messages(sqs_client, queue) == 1

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from video_processor.config import AudioProfile, BlockNames, Settings, load_settings
+from video_processor.errors import ConfigurationError
+
+
+def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env
+    settings = load_settings()
+    assert settings.sqs_wait_time_seconds == 10
+    assert settings.sqs_visibility_timeout_seconds == 90
+    assert settings.audio_profile is AudioProfile.SEED
+    assert settings.claude_model != "claude-3-7-sonnet-latest"
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CLAUDE_MAX_TOKENS=1234\nBLOCK_CLAUDE=claude-prod\n")
+    monkeypatch.setenv("SQS_WAIT_TIME_SECONDS", "20")
+    settings = load_settings()
+    assert settings.claude_max_tokens == 1234
+    assert settings.sqs_wait_time_seconds == 20
+    assert settings.blocks.claude == "claude-prod"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SQS_WAIT_TIME_SECONDS", "21"),
+        ("SQS_VISIBILITY_TIMEOUT_SECONDS", "-1"),
+        ("APP_ENV", "staging"),
+        ("STT_ENGINE", "whisper-xl"),
+        ("AUDIO_CHUNK_SECONDS", "120"),
+    ],
+)
+def test_invalid_value_fails_with_a_message_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, variable: str, value: str
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=variable):
+        load_settings()
+
+
+def test_env_example_names_every_variable_and_loads(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    lines = example.read_text().splitlines()
+    names = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
+    expected = {name.upper() for name in Settings.model_fields if name != "blocks"}
+    expected |= {f"BLOCK_{name.upper()}" for name in BlockNames.model_fields}
+    assert expected - names == set()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = load_settings()
+    assert settings.aws_access_key_id is None  # empty means unset
+    assert settings.whisper_model_dir is None

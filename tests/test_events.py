@@ -1,0 +1,141 @@
+import json
+
+import pytest
+
+from video_processor.events import MessageParseError, parse_message_body
+from video_processor.models import JobContext
+
+BUCKET = "shortform-video-bucket"
+
+
+def s3_record(key: str, event_name: str = "ObjectCreated:Put", version: str = "2.1") -> dict:
+    return {
+        "eventVersion": version,
+        "eventSource": "aws:s3",
+        "awsRegion": "ap-northeast-2",
+        "eventTime": "2024-11-22T10:30:45.000Z",
+        "eventName": event_name,
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "cfg",
+            "unknownField": 1,
+            "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+            "object": {
+                "key": key,
+                "size": 5242880,
+                "eTag": "9001abc",
+                "versionId": "v1",
+                "sequencer": "0055AED6DCD90281E5",
+            },
+        },
+    }
+
+
+def test_notification_with_several_records_yields_each_created_object():
+    body = json.dumps(
+        {"Records": [s3_record("videos%2F123%2F987654321.mp4"), s3_record("videos/123/555.mov")]}
+    )
+    parsed = parse_message_body(body)
+    assert [obj.key for obj in parsed.objects] == ["videos/123/987654321.mp4", "videos/123/555.mov"]
+    first = parsed.objects[0]
+    assert (first.bucket, first.size, first.etag, first.version_id) == (
+        BUCKET,
+        5242880,
+        "9001abc",
+        "v1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("videos/1/my+clip.mp4", "videos/1/my clip.mp4"),
+        ("videos/1/%ED%95%9C%EA%B8%80.mp4", "videos/1/한글.mp4"),
+        ("videos/1/a%2Bb.mp4", "videos/1/a+b.mp4"),
+    ],
+)
+def test_keys_are_decoded_form_style(encoded: str, decoded: str):
+    parsed = parse_message_body(json.dumps({"Records": [s3_record(encoded)]}))
+    assert parsed.objects[0].key == decoded
+
+
+def test_test_event_is_recognised():
+    body = json.dumps(
+        {
+            "Service": "Amazon S3",
+            "Event": "s3:TestEvent",
+            "Time": "t",
+            "Bucket": BUCKET,
+            "RequestId": "r",
+            "HostId": "h",
+        }
+    )
+    parsed = parse_message_body(body)
+    assert parsed.is_test_event and not parsed.objects
+
+
+def test_sns_envelope_is_unwrapped():
+    inner = json.dumps({"Records": [s3_record("videos%2F1%2F2.mp4")]})
+    body = json.dumps(
+        {"Type": "Notification", "MessageId": "m", "TopicArn": "arn", "Message": inner}
+    )
+    assert parse_message_body(body).objects[0].key == "videos/1/2.mp4"
+
+
+def test_eventbridge_key_is_not_url_decoded():
+    body = json.dumps(
+        {
+            "detail-type": "Object Created",
+            "source": "aws.s3",
+            "time": "2024-11-22T10:30:45Z",
+            "detail": {
+                "bucket": {"name": BUCKET},
+                "object": {"key": "videos/1/a+b.mp4", "size": 10, "etag": "e1", "version-id": "v9"},
+            },
+        }
+    )
+    [obj] = parse_message_body(body).objects
+    assert (obj.key, obj.etag, obj.version_id) == ("videos/1/a+b.mp4", "e1", "v9")
+
+
+def test_removal_and_future_major_versions_are_skipped_with_a_reason():
+    body = json.dumps(
+        {
+            "Records": [
+                s3_record("videos/1/2.mp4", "ObjectRemoved:Delete"),
+                s3_record("videos/1/3.mp4", version="3.0"),
+                s3_record("videos/1/4.mp4", version="2.2"),
+            ]
+        }
+    )
+    parsed = parse_message_body(body)
+    assert [obj.key for obj in parsed.objects] == ["videos/1/4.mp4"]
+    assert any("not an object creation" in reason for reason in parsed.skipped)
+    assert any("eventVersion 3.0" in reason for reason in parsed.skipped)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"hello": "world"}', "unknown message shape"),
+        ('{"Records": [{"eventName": "ObjectCreated:Put"}]}', "malformed S3 notification"),
+        ('{"Type": "Notification", "Message": "oops"}', "not JSON"),
+    ],
+)
+def test_unparseable_bodies_raise_with_the_reason(body: str, reason: str):
+    with pytest.raises(MessageParseError, match=reason):
+        parse_message_body(body)
+
+
+def test_job_context_follows_the_key_layout_and_idempotency_key_tracks_the_version():
+    [obj] = parse_message_body(json.dumps({"Records": [s3_record("videos/123/987.mp4")]})).objects
+    job = JobContext.from_object(obj)
+    assert job is not None
+    assert (job.user_id, job.job_id, job.extension) == ("123", "987", "mp4")
+    assert job.result_key == "results/123/987.json"
+    other_version = JobContext.from_object(obj.model_copy(update={"version_id": "v2"}))
+    assert other_version is not None
+    assert job.idempotency_key != other_version.idempotency_key
+    assert job.idempotency_key == JobContext.from_object(obj).idempotency_key  # type: ignore[union-attr]

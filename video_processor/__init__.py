@@ -1,0 +1,1 @@
+"""Stage logic of the video pipeline: plain, typed functions that know nothing of Prefect."""

@@ -1,0 +1,163 @@
+"""Parsing SQS message bodies that announce S3 objects.
+
+Accepted shapes (contracts.md §1): S3 event notifications (`Records`, possibly several),
+the same wrapped in an SNS envelope, EventBridge "Object Created" events, and the
+`s3:TestEvent` sent when notifications are configured.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from video_processor.models import S3ObjectRef
+
+SUPPORTED_EVENT_MAJOR_VERSION = "2"
+CREATED_EVENT_PREFIX = "ObjectCreated:"
+
+
+class MessageParseError(ValueError):
+    """The body is not an event we understand; the message belongs in the dead-letter queue."""
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _S3Bucket(_Lenient):
+    name: str
+
+
+class _S3Object(_Lenient):
+    key: str
+    size: int | None = None
+    etag: str | None = Field(default=None, alias="eTag")
+    version_id: str | None = Field(default=None, alias="versionId")
+
+
+class _S3Entity(_Lenient):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class _S3Record(_Lenient):
+    event_version: str = Field(alias="eventVersion")
+    event_source: str = Field(alias="eventSource")
+    event_name: str = Field(alias="eventName")
+    event_time: datetime | None = Field(default=None, alias="eventTime")
+    s3: _S3Entity
+
+
+class _S3Notification(_Lenient):
+    records: list[_S3Record] = Field(alias="Records")
+
+
+class _EventBridgeObject(_Lenient):
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="version-id")
+
+
+class _EventBridgeDetail(_Lenient):
+    bucket: _S3Bucket
+    object: _EventBridgeObject
+
+
+class _EventBridgeEvent(_Lenient):
+    source: str
+    detail_type: str = Field(alias="detail-type")
+    time: datetime | None = None
+    detail: _EventBridgeDetail
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """What a message announces: created objects, and records skipped on purpose (with why)."""
+
+    objects: list[S3ObjectRef] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    is_test_event: bool = False
+
+
+def parse_message_body(body: str) -> ParsedMessage:
+    """Parse an SQS body; raises MessageParseError when no known shape fits."""
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MessageParseError(f"body is not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise MessageParseError(f"body is JSON {type(document).__name__}, not an object")
+    return _parse_document(document)
+
+
+def _parse_document(document: dict[str, Any]) -> ParsedMessage:
+    if document.get("Event") == "s3:TestEvent":
+        return ParsedMessage(is_test_event=True)
+    if document.get("Type") == "Notification" and isinstance(document.get("Message"), str):
+        return parse_message_body(document["Message"])
+    if "Records" in document:
+        return _parse_notification(document)
+    if document.get("source") == "aws.s3" and "detail" in document:
+        return _parse_eventbridge(document)
+    raise MessageParseError(f"unknown message shape with keys {sorted(document)[:10]}")
+
+
+def _parse_notification(document: dict[str, Any]) -> ParsedMessage:
+    try:
+        notification = _S3Notification.model_validate(document)
+    except ValidationError as exc:
+        raise MessageParseError(f"malformed S3 notification: {_first_error(exc)}") from exc
+    parsed = ParsedMessage()
+    for record in notification.records:
+        where = f"{record.event_name} s3://{record.s3.bucket.name}/{record.s3.object.key}"
+        if record.event_source != "aws:s3":
+            parsed.skipped.append(f"{where}: event source {record.event_source!r}")
+        elif record.event_version.split(".")[0] != SUPPORTED_EVENT_MAJOR_VERSION:
+            parsed.skipped.append(f"{where}: unsupported eventVersion {record.event_version}")
+        elif not record.event_name.startswith(CREATED_EVENT_PREFIX):
+            parsed.skipped.append(f"{where}: not an object creation")
+        else:
+            parsed.objects.append(
+                S3ObjectRef(
+                    bucket=record.s3.bucket.name,
+                    key=unquote_plus(record.s3.object.key),
+                    size=record.s3.object.size,
+                    etag=record.s3.object.etag,
+                    version_id=record.s3.object.version_id,
+                    event_name=record.event_name,
+                    event_time=record.event_time,
+                )
+            )
+    return parsed
+
+
+def _parse_eventbridge(document: dict[str, Any]) -> ParsedMessage:
+    try:
+        event = _EventBridgeEvent.model_validate(document)
+    except ValidationError as exc:
+        raise MessageParseError(f"malformed EventBridge event: {_first_error(exc)}") from exc
+    where = f"{event.detail_type} s3://{event.detail.bucket.name}/{event.detail.object.key}"
+    if event.detail_type != "Object Created":
+        return ParsedMessage(skipped=[f"{where}: not an object creation"])
+    # EventBridge keys are not URL-encoded.
+    obj = S3ObjectRef(
+        bucket=event.detail.bucket.name,
+        key=event.detail.object.key,
+        size=event.detail.object.size,
+        etag=event.detail.object.etag,
+        version_id=event.detail.object.version_id,
+        event_name="ObjectCreated:EventBridge",
+        event_time=event.time,
+    )
+    return ParsedMessage(objects=[obj])
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"

@@ -1,0 +1,205 @@
+"""Data contracts passed between stages and across the pipeline's boundaries."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from video_processor.errors import ErrorCode
+
+RESULT_SCHEMA_VERSION = "1.0"
+
+# videos/{user_id}/{job_id}.{ext}; ids are word characters or dashes, never separators.
+VIDEO_KEY_PATTERN = re.compile(
+    r"^videos/(?P<user_id>[\w-]{1,128})/(?P<job_id>[\w-]{1,128})\.(?P<ext>[A-Za-z0-9]{1,8})$"
+)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class S3ObjectRef(Frozen):
+    """One created object, as announced by an S3 event (key already decoded)."""
+
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+    event_name: str = "ObjectCreated:Put"
+    event_time: datetime | None = None
+
+    @field_validator("etag")
+    @classmethod
+    def _unquoted(cls, etag: str | None) -> str | None:
+        """S3 APIs quote eTags, events do not: one form keeps idempotency keys equal."""
+        return etag.strip('"') if etag else etag
+
+
+class JobContext(Frozen):
+    """Everything a flow run knows about its video. It is the flow's only parameter."""
+
+    bucket: str
+    key: str
+    user_id: str
+    job_id: str
+    extension: str
+    size: int | None = None
+    etag: str | None = None
+    version_id: str | None = None
+
+    @classmethod
+    def from_object(cls, obj: S3ObjectRef) -> JobContext | None:
+        """The job for an object whose key follows the video layout, else None."""
+        match = VIDEO_KEY_PATTERN.match(obj.key)
+        if match is None:
+            return None
+        return cls(
+            bucket=obj.bucket,
+            key=obj.key,
+            user_id=match["user_id"],
+            job_id=match["job_id"],
+            extension=match["ext"].lower(),
+            size=obj.size,
+            etag=obj.etag,
+            version_id=obj.version_id,
+        )
+
+    @property
+    def version_tag(self) -> str:
+        """What tells two uploads of the same key apart: versionId, else eTag."""
+        return self.version_id or self.etag or "unversioned"
+
+    @property
+    def idempotency_key(self) -> str:
+        """One flow run per video version, whoever asks (sensor replica, redelivery)."""
+        digest = hashlib.sha256(f"{self.bucket}\0{self.key}\0{self.version_tag}".encode())
+        return f"video:{digest.hexdigest()[:40]}"
+
+    @property
+    def run_name(self) -> str:
+        return f"job-{self.job_id}"
+
+    @property
+    def result_key(self) -> str:
+        return f"results/{self.user_id}/{self.job_id}.json"
+
+    @property
+    def work_prefix(self) -> str:
+        """Where intermediate artifacts (audio chunks) of this video version live."""
+        version = hashlib.sha256(self.version_tag.encode()).hexdigest()[:16]
+        return f"work/{self.user_id}/{self.job_id}/{version}/"
+
+
+class AudioChunk(Frozen):
+    """A piece of the extracted audio, stored in S3, that an STT request may carry."""
+
+    index: int
+    key: str
+    start_s: float
+    duration_s: float
+    size_bytes: int
+
+
+class AudioManifest(Frozen):
+    """The audio stage's output: where the chunks are and what the source held."""
+
+    chunks: list[AudioChunk]
+    video_duration_s: float
+    audio_filter: str
+    download_ms: int = 0
+    ffmpeg_ms: int = 0
+
+    @property
+    def audio_duration_s(self) -> float:
+        return sum(chunk.duration_s for chunk in self.chunks)
+
+
+class TranscriptSegment(Frozen):
+    start_s: float
+    end_s: float
+    text: str
+    speaker: str | None = None
+
+
+class Transcript(Frozen):
+    engine: str
+    language: str
+    segments: list[TranscriptSegment]
+
+    @property
+    def text(self) -> str:
+        return " ".join(segment.text for segment in self.segments if segment.text).strip()
+
+
+class Summary(Frozen):
+    engine: str
+    model: str
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class StageTimings(Frozen):
+    download_ms: int = 0
+    ffmpeg_ms: int = 0
+    stt_ms: int = 0
+    llm_ms: int = 0
+
+
+class ResultMeta(Frozen):
+    duration_ms: int
+    model: str
+    stt_engine: str
+    video_duration: float
+    audio_quality: str
+    stages: StageTimings
+
+
+class ResultDocument(Frozen):
+    """The result JSON written to the result bucket."""
+
+    schema_version: str = RESULT_SCHEMA_VERSION
+    job_id: str
+    user_id: str
+    s3_bucket: str
+    s3_key: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    transcript: Transcript
+    transcript_text: str
+    summary: Summary
+    meta: ResultMeta
+
+
+class CallbackMeta(Frozen):
+    duration_ms: int
+    model: str
+    stt_engine: str
+    video_duration: float
+    audio_quality: str
+
+
+class DoneCallback(Frozen):
+    status: Literal["DONE"] = "DONE"
+    s3_bucket: str
+    s3_key: str
+    transcript: str
+    summary: str
+    result_s3_key: str
+    meta: CallbackMeta
+
+
+class FailedCallback(Frozen):
+    status: Literal["FAILED"] = "FAILED"
+    s3_bucket: str
+    s3_key: str
+    error_code: ErrorCode
+    error_message: str
+
+
+CallbackBody = Annotated[DoneCallback | FailedCallback, Field(discriminator="status")]

@@ -1,0 +1,80 @@
+"""S3 access: streaming downloads, uploads and JSON documents, with errors mapped once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel
+
+from video_processor.errors import DownloadError, PipelineError, StorageError
+
+_PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 411, 412, 416})
+
+
+def _status_of(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _mapped(
+    exc: ClientError | BotoCoreError, error_type: type[PipelineError], action: str
+) -> PipelineError:
+    """Translate a botocore error; permanent client errors are not retryable."""
+    if isinstance(exc, ClientError):
+        status = _status_of(exc)
+        code = exc.response.get("Error", {}).get("Code", "?")
+        return error_type(
+            f"{action}: HTTP {status} {code}", retryable=status not in _PERMANENT_STATUSES
+        )
+    return error_type(f"{action}: {type(exc).__name__}: {exc}", retryable=True)
+
+
+def download_file(client: Any, bucket: str, key: str, destination: Path) -> int:
+    """Stream an object to a local file (never whole in memory); returns its size."""
+    try:
+        client.download_file(bucket, key, str(destination))
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, DownloadError, f"download s3://{bucket}/{key}") from exc
+    return destination.stat().st_size
+
+
+def upload_file(client: Any, source: Path, bucket: str, key: str, content_type: str) -> None:
+    try:
+        client.upload_file(str(source), bucket, key, ExtraArgs={"ContentType": content_type})
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"upload s3://{bucket}/{key}") from exc
+
+
+def put_json(client: Any, bucket: str, key: str, document: BaseModel) -> None:
+    """Write a model as UTF-8 JSON (the same key on every retry, so writes are idempotent)."""
+    body = document.model_dump_json(indent=2).encode()
+    try:
+        client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentType="application/json; charset=utf-8"
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"write s3://{bucket}/{key}") from exc
+
+
+def get_json(client: Any, bucket: str, key: str) -> Any:
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+        return json.loads(response["Body"].read())
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"read s3://{bucket}/{key}") from exc
+
+
+def delete_prefix(client: Any, bucket: str, prefix: str) -> int:
+    """Delete every object under a prefix; returns how many were deleted."""
+    deleted = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"delete s3://{bucket}/{prefix}*") from exc
+    return deleted

@@ -1,0 +1,164 @@
+"""The pipeline's stages as plain functions over S3 keys and models (no Prefect here).
+
+Nothing local crosses a stage boundary: each stage reads its inputs from S3 or from
+models, works in a private temporary directory and removes it on every path.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from video_processor import audio, s3
+from video_processor.config import AudioProfile
+from video_processor.errors import AudioError, PipelineError, error_code_of
+from video_processor.logs import get_logger, job_fields, stage
+from video_processor.models import (
+    AudioChunk,
+    AudioManifest,
+    CallbackMeta,
+    DoneCallback,
+    FailedCallback,
+    JobContext,
+    ResultDocument,
+    ResultMeta,
+    StageTimings,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+)
+from video_processor.stt.base import SpeechToText
+
+logger = get_logger("stages")
+ERROR_MESSAGE_MAX_CHARS = 1000
+
+
+@contextmanager
+def private_workspace() -> Iterator[Path]:
+    """A fresh directory only this process can read, with an unpredictable name."""
+    with tempfile.TemporaryDirectory(prefix="avp-") as directory:
+        yield Path(directory)
+
+
+def prepare_audio(
+    client: Any,
+    job: JobContext,
+    *,
+    work_bucket: str,
+    profile: AudioProfile,
+    chunk_seconds: float,
+    ffmpeg_timeout_s: float,
+) -> AudioManifest:
+    """Download the video, extract clean mono 16 kHz audio chunks and store them in S3."""
+    context = job_fields(job.job_id, job.user_id)
+    with private_workspace() as workspace:
+        video = workspace / "input.media"
+        with stage(logger, "DOWNLOAD", context, s3_key=job.key) as done:
+            done["size_bytes"] = s3.download_file(client, job.bucket, job.key, video)
+        download_ms = done["duration_ms"]
+
+        chain, label = audio.filter_chain(profile)
+        with stage(logger, "FFMPEG", context, audio_filter=label) as done:
+            info = audio.probe_media(video)
+            if not info.has_audio:
+                raise AudioError("the upload has no audio stream")
+            chunks_dir = workspace / "chunks"
+            chunks_dir.mkdir()
+            extracted = audio.extract_audio_chunks(
+                video,
+                chunks_dir,
+                chain=chain,
+                chunk_seconds=chunk_seconds,
+                timeout_s=ffmpeg_timeout_s,
+            )
+            done.update(video_duration_s=info.duration_s, chunks=len(extracted))
+        ffmpeg_ms = done["duration_ms"]
+
+        stored = []
+        for index, piece in enumerate(extracted):
+            key = f"{job.work_prefix}audio/{index:05d}.wav"
+            s3.upload_file(client, piece.path, work_bucket, key, "audio/wav")
+            stored.append(
+                AudioChunk(
+                    index=index,
+                    key=key,
+                    start_s=piece.start_s,
+                    duration_s=piece.duration_s,
+                    size_bytes=piece.path.stat().st_size,
+                )
+            )
+    return AudioManifest(
+        chunks=stored,
+        video_duration_s=info.duration_s,
+        audio_filter=label,
+        download_ms=download_ms,
+        ffmpeg_ms=ffmpeg_ms,
+    )
+
+
+def transcribe_chunk(
+    client: Any, engine: SpeechToText, work_bucket: str, chunk: AudioChunk
+) -> list[TranscriptSegment]:
+    """Fetch one stored chunk and transcribe it."""
+    with private_workspace() as workspace:
+        path = workspace / f"chunk-{chunk.index:05d}.wav"
+        s3.download_file(client, work_bucket, chunk.key, path)
+        return engine.transcribe_chunk(path, chunk)
+
+
+def build_result(
+    job: JobContext,
+    manifest: AudioManifest,
+    transcript: Transcript,
+    summary: Summary,
+    timings: StageTimings,
+    duration_ms: int,
+) -> ResultDocument:
+    return ResultDocument(
+        job_id=job.job_id,
+        user_id=job.user_id,
+        s3_bucket=job.bucket,
+        s3_key=job.key,
+        transcript=transcript,
+        transcript_text=transcript.text,
+        summary=summary,
+        meta=ResultMeta(
+            duration_ms=duration_ms,
+            model=summary.model,
+            stt_engine=transcript.engine,
+            video_duration=manifest.video_duration_s,
+            audio_quality=manifest.audio_filter,
+            stages=timings,
+        ),
+    )
+
+
+def done_callback(result: ResultDocument, result_key: str) -> DoneCallback:
+    return DoneCallback(
+        s3_bucket=result.s3_bucket,
+        s3_key=result.s3_key,
+        transcript=result.transcript_text,
+        summary=result.summary.text,
+        result_s3_key=result_key,
+        meta=CallbackMeta(
+            duration_ms=result.meta.duration_ms,
+            model=result.meta.model,
+            stt_engine=result.meta.stt_engine,
+            video_duration=result.meta.video_duration,
+            audio_quality=result.meta.audio_quality,
+        ),
+    )
+
+
+def failed_callback(job: JobContext, error: BaseException | None, fallback: str) -> FailedCallback:
+    """The FAILED body for an error; a crash without an exception uses `fallback` as message."""
+    message = error.message if isinstance(error, PipelineError) else str(error or fallback)
+    return FailedCallback(
+        s3_bucket=job.bucket,
+        s3_key=job.key,
+        error_code=error_code_of(error),
+        error_message=message[:ERROR_MESSAGE_MAX_CHARS] or fallback,
+    )

@@ -1,0 +1,97 @@
+"""Naver CLOVA Speech Recognition (CSR): one short audio per request (contracts.md §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from video_processor.errors import SpeechToTextError, SpeechToTextTimeout
+from video_processor.models import AudioChunk, TranscriptSegment
+
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
+MAX_AUDIO_SECONDS = 60.0
+CSR_LANGUAGES = {"ko": "Kor", "en": "Eng", "ja": "Jpn", "zh": "Chn"}
+_GATEWAY_TIMEOUT_STATUS = 504
+
+
+class ClovaCsrSpeechToText:
+    """Sends each chunk as raw audio bytes; the chunk's span becomes one segment."""
+
+    name = "clova-csr"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key_id: str,
+        api_key: str,
+        language: str = "ko",
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if language not in CSR_LANGUAGES:
+            raise SpeechToTextError(f"CLOVA CSR does not support language {language!r}")
+        self.language = language
+        self._url = url
+        self._client = httpx.Client(
+            timeout=timeout_s,
+            transport=transport,
+            headers={
+                "X-NCP-APIGW-API-KEY-ID": api_key_id,
+                "X-NCP-APIGW-API-KEY": api_key,
+                "Content-Type": "application/octet-stream",
+            },
+        )
+
+    def transcribe_chunk(self, audio_path: Path, chunk: AudioChunk) -> list[TranscriptSegment]:
+        audio = audio_path.read_bytes()  # bounded: a chunk is at most MAX_REQUEST_BYTES
+        if len(audio) > MAX_REQUEST_BYTES or chunk.duration_s > MAX_AUDIO_SECONDS:
+            raise SpeechToTextError(
+                f"chunk {chunk.index} exceeds CLOVA CSR limits "
+                f"({len(audio)} bytes, {chunk.duration_s:.1f} s)"
+            )
+        text = self._recognize(audio)
+        if not text:
+            return []
+        end_s = chunk.start_s + chunk.duration_s
+        return [TranscriptSegment(start_s=chunk.start_s, end_s=end_s, text=text)]
+
+    def _recognize(self, audio: bytes) -> str:
+        params = {"lang": CSR_LANGUAGES[self.language]}
+        try:
+            response = self._client.post(self._url, params=params, content=audio)
+        except httpx.TimeoutException as exc:
+            raise SpeechToTextTimeout(f"CLOVA CSR timed out: {exc}", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise SpeechToTextError(f"CLOVA CSR unreachable: {exc}", retryable=True) from exc
+        if response.status_code != httpx.codes.OK:
+            raise _error_from_response(response)
+        try:
+            text = response.json()["text"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SpeechToTextError(
+                f"CLOVA CSR answered 200 without a text field: {response.text[:200]!r}",
+                retryable=True,
+            ) from exc
+        if not isinstance(text, str):
+            raise SpeechToTextError("CLOVA CSR answered a non-string text", retryable=True)
+        return text.strip()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _error_from_response(response: httpx.Response) -> SpeechToTextError:
+    """Map an error reply; 429 and 5xx are transient, other 4xx are not."""
+    try:
+        error = response.json().get("error", {})
+        detail = f"{error.get('errorCode', '?')} {error.get('message', '')}".strip()
+    except (ValueError, AttributeError):
+        detail = response.text[:200]
+    status = response.status_code
+    message = f"CLOVA CSR HTTP {status}: {detail}"
+    retryable = status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
+    if status == _GATEWAY_TIMEOUT_STATUS:
+        return SpeechToTextTimeout(message, retryable=True)
+    return SpeechToTextError(message, retryable=retryable)
