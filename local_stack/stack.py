@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -66,11 +66,15 @@ def free_port(preferred: int | None = None) -> int:
     raise RuntimeError("no free port")
 
 
-def wait_until_ready(url: str, timeout_s: float = READY_TIMEOUT_S) -> None:
+def wait_until_ready(
+    url: str, timeout_s: float = READY_TIMEOUT_S, check: Callable[[], None] = lambda: None
+) -> None:
+    """Poll `url` until it answers; `check` raises early when what serves it has died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        check()
         try:
-            if httpx.get(url, timeout=2).status_code < 500:
+            if httpx.get(url, timeout=2).status_code < httpx.codes.INTERNAL_SERVER_ERROR:
                 return
         except httpx.HTTPError:
             pass
@@ -131,7 +135,7 @@ class Stack:
         self.spawn(
             "moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         )
-        wait_until_ready(f"{endpoint}/moto-api/")
+        wait_until_ready(f"{endpoint}/moto-api/", check=self._check_alive)
         self.env.update(
             AWS_ENDPOINT_URL=endpoint,
             AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
@@ -147,55 +151,29 @@ class Stack:
     def _start_fakes(self) -> None:
         backend_port, clova_port, claude_port = free_port(), free_port(), free_port()
         token = secrets.token_urlsafe(24)
-        self.spawn(
-            "backend",
-            [
-                sys.executable,
-                "-m",
-                "local_stack.reference_backend",
-                "--port",
-                str(backend_port),
-                "--token",
-                token,
-            ],
-        )
-        self.env.update(
-            BACKEND_BASE_URL=f"http://127.0.0.1:{backend_port}", BACKEND_INTERNAL_TOKEN=token
-        )
         clova_key_id, clova_key = secrets.token_hex(8), secrets.token_urlsafe(24)
         claude_key = f"sk-ant-local-{secrets.token_urlsafe(24)}"
-        self.spawn(
-            "fake-clova",
-            [
-                sys.executable,
-                "-m",
-                "local_stack.fake_clova",
-                "--port",
-                str(clova_port),
-                "--api-key-id",
-                clova_key_id,
-                "--api-key",
-                clova_key,
-            ],
-        )
-        self.spawn(
-            "fake-anthropic",
-            [
-                sys.executable,
-                "-m",
-                "local_stack.fake_anthropic",
-                "--port",
-                str(claude_port),
-                "--api-key",
-                claude_key,
-            ],
-        )
+        # `--flag=value`: a random value may start with "-".
+        fakes = {
+            "backend": ("reference_backend", backend_port, [f"--token={token}"]),
+            "fake-clova": (
+                "fake_clova",
+                clova_port,
+                [f"--api-key-id={clova_key_id}", f"--api-key={clova_key}"],
+            ),
+            "fake-anthropic": ("fake_anthropic", claude_port, [f"--api-key={claude_key}"]),
+        }
+        for name, (module, port, options) in fakes.items():
+            command = [sys.executable, "-m", f"local_stack.{module}", f"--port={port}", *options]
+            self.spawn(name, command)
         self.env.update(
+            BACKEND_BASE_URL=f"http://127.0.0.1:{backend_port}",
+            BACKEND_INTERNAL_TOKEN=token,
             FAKE_CLOVA_URL=f"http://127.0.0.1:{clova_port}",
             FAKE_ANTHROPIC_URL=f"http://127.0.0.1:{claude_port}",
         )
         for port in (backend_port, clova_port, claude_port):
-            wait_until_ready(f"http://127.0.0.1:{port}/__admin/stats")
+            wait_until_ready(f"http://127.0.0.1:{port}/__admin/stats", check=self._check_alive)
         if self.engines == FAKE_ENGINES:
             self.env.update(
                 CLOVA_STT_URL=f"http://127.0.0.1:{clova_port}/recog/v1/stt?lang=Kor",
@@ -225,7 +203,7 @@ class Stack:
             "prefect-server",
             [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
         )
-        wait_until_ready(f"{api_url}/health")
+        wait_until_ready(f"{api_url}/health", check=self._check_alive)
         self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
         self.run(
             "work-pool",
