@@ -95,12 +95,12 @@ class Stack:
     def logs(self) -> Path:
         return self.folder / "logs"
 
-    def spawn(self, name: str, command: list[str], extra_env: Mapping[str, str] = {}) -> None:
+    def spawn(self, name: str, command: list[str]) -> None:
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **self.env, **extra_env},
+            env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
