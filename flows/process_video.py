@@ -11,7 +11,7 @@ from flows.engines import resolve_llm_engine, resolve_stt_engine
 from flows.hooks import report_failure
 from video_processor.config import load_settings
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage, stage
-from video_processor.models import JobContext, StageTimings, Transcript
+from video_processor.models import AudioOptions, JobContext, StageTimings, Transcript
 from video_processor.stages import build_result, done_callback
 
 logger = get_logger("flow")
@@ -36,7 +36,7 @@ def process_video(job: JobContext) -> str:
     )
 
     manifest = tasks.with_retry_policy(tasks.prepare_audio, settings)(
-        job, settings.audio_profile, settings.audio_chunk_seconds, settings.ffmpeg_timeout_seconds
+        job, AudioOptions.from_settings(settings)
     )
     transcribe_chunk = tasks.with_retry_policy(tasks.transcribe_chunk, settings)
     with stage(logger, "STT", context, engine=stt_engine, chunks=len(manifest.chunks)) as stt:

@@ -19,7 +19,6 @@ from blocks import BackendCallback, load_block
 from flows.engines import build_stt_engine, build_summarizer
 from video_processor import s3, stages
 from video_processor.config import (
-    AudioProfile,
     LlmEngineName,
     Settings,
     SttEngineName,
@@ -30,6 +29,7 @@ from video_processor.logs import get_logger, job_fields, log_stage
 from video_processor.models import (
     AudioChunk,
     AudioManifest,
+    AudioOptions,
     DoneCallback,
     FailedCallback,
     JobContext,
@@ -76,18 +76,11 @@ def s3_client(settings: Settings) -> Any:
     cache_policy=INPUTS,
     persist_result=True,
 )
-def prepare_audio(
-    job: JobContext, profile: AudioProfile, chunk_seconds: float, ffmpeg_timeout_s: float
-) -> AudioManifest:
+def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
     """Download the video and store its cleaned audio in S3 as STT-sized chunks."""
     settings = load_settings()
     return stages.prepare_audio(
-        s3_client(settings),
-        job,
-        work_bucket=settings.result_bucket_name,
-        profile=profile,
-        chunk_seconds=chunk_seconds,
-        ffmpeg_timeout_s=ffmpeg_timeout_s,
+        s3_client(settings), job, work_bucket=settings.result_bucket_name, options=options
     )
 
 

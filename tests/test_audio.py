@@ -55,3 +55,25 @@ def test_extraction_makes_chunks_no_longer_than_requested_give_or_take_a_packet(
     assert sum(chunk.duration_s for chunk in chunks) == pytest.approx(25, abs=0.2)
     probe = audio.probe_media(chunks[0].path)
     assert probe.has_audio and probe.duration_s == pytest.approx(10, abs=0.1)
+
+
+def _playlists(tmp_path: Path) -> dict[str, Path]:
+    """Uploads that are really playlists naming another local file (another job's audio)."""
+    secret = make_tone_video(tmp_path / "other-job.mp4", seconds=2)
+    hls = tmp_path / "hls.mp4"
+    hls.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2.0,\n{secret}\n#EXT-X-ENDLIST\n")
+    concat = tmp_path / "concat.mp4"
+    concat.write_text(f"ffconcat version 1.0\nfile {secret}\n")
+    return {"hls": hls, "concat": concat}
+
+
+@pytest.mark.parametrize("kind", ["hls", "concat"])
+def test_playlist_uploads_cannot_make_ffmpeg_read_other_files(tmp_path: Path, kind: str):
+    upload = _playlists(tmp_path)[kind]
+    with pytest.raises(AudioError, match="not a decodable media file"):
+        audio.probe_media(upload)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    with pytest.raises(AudioError, match="extraction failed"):
+        audio.extract_audio_chunks(upload, out, chain="", chunk_seconds=10, timeout_s=30)
+    assert list(out.glob("*.wav")) == []

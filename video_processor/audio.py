@@ -16,8 +16,12 @@ SAMPLE_RATE_HZ = 16_000
 PROBE_TIMEOUT_S = 60
 STDERR_TAIL_CHARS = 400
 DENOISE_FILTERS = ("afftdn", "anlmdn")
-# Only plain files may be opened: no network, no nested protocols.
+# An upload may only be read as the one local file it is: no network or nested protocols,
+# and only container demuxers. Playlist demuxers (hls, concat, …) are refused because
+# their entries can name other local files, which the protocol whitelist alone allows.
 INPUT_PROTOCOLS = "file"
+INPUT_DEMUXERS = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,wav,mp3,aac,flac"
+_INPUT_RESTRICTIONS = ("-protocol_whitelist", INPUT_PROTOCOLS, "-format_whitelist", INPUT_DEMUXERS)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,7 @@ def probe_media(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
             ffprobe,
             "-v",
             "error",
-            "-protocol_whitelist",
-            INPUT_PROTOCOLS,
+            *_INPUT_RESTRICTIONS,
             "-of",
             "json",
             "-show_entries",
@@ -114,8 +117,7 @@ def extract_audio_chunks(
         "-hide_banner",
         "-v",
         "error",
-        "-protocol_whitelist",
-        INPUT_PROTOCOLS,
+        *_INPUT_RESTRICTIONS,
         "-i",
         str(video),
         "-map",

@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     audio_profile: AudioProfile = AudioProfile.SEED
     audio_chunk_seconds: Annotated[float, Field(gt=1, le=CLOVA_CSR_MAX_AUDIO_SECONDS - 5)] = 55.0
     ffmpeg_timeout_seconds: Annotated[float, Field(gt=0)] = 1800.0
+    max_video_bytes: Annotated[int, Field(gt=0)] = 2 * 1024**3
+    max_video_duration_seconds: Annotated[float, Field(gt=0)] = 3 * 3600.0
     whisper_model_dir: Path | None = None
 
     process_video_deployment: str = "process-video/process-video-local"

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from video_processor.config import AudioProfile, Settings
 from video_processor.errors import ErrorCode
 
 RESULT_SCHEMA_VERSION = "1.0"
@@ -94,6 +95,26 @@ class JobContext(Frozen):
         """Where intermediate artifacts (audio chunks) of this video version live."""
         version = hashlib.sha256(self.version_tag.encode()).hexdigest()[:16]
         return f"work/{self.user_id}/{self.job_id}/{version}/"
+
+
+class AudioOptions(Frozen):
+    """How the audio stage treats an upload: clean-up profile, chunking and limits."""
+
+    profile: AudioProfile
+    chunk_seconds: float
+    ffmpeg_timeout_s: float
+    max_video_bytes: int
+    max_video_duration_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AudioOptions:
+        return cls(
+            profile=settings.audio_profile,
+            chunk_seconds=settings.audio_chunk_seconds,
+            ffmpeg_timeout_s=settings.ffmpeg_timeout_seconds,
+            max_video_bytes=settings.max_video_bytes,
+            max_video_duration_s=settings.max_video_duration_seconds,
+        )
 
 
 class AudioChunk(Frozen):

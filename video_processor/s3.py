@@ -31,6 +31,14 @@ def _mapped(
     return error_type(f"{action}: {type(exc).__name__}: {exc}", retryable=True)
 
 
+def object_size(client: Any, bucket: str, key: str) -> int:
+    """The object's size in bytes, from a HEAD request."""
+    try:
+        return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, DownloadError, f"head s3://{bucket}/{key}") from exc
+
+
 def download_file(client: Any, bucket: str, key: str, destination: Path) -> int:
     """Stream an object to a local file (never whole in memory); returns its size."""
     try:

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from video_processor import audio, s3
-from video_processor.config import AudioProfile
 from video_processor.errors import AudioError, PipelineError, error_code_of
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
     AudioChunk,
     AudioManifest,
+    AudioOptions,
     CallbackMeta,
     DoneCallback,
     FailedCallback,
@@ -44,35 +44,39 @@ def private_workspace() -> Iterator[Path]:
 
 
 def prepare_audio(
-    client: Any,
-    job: JobContext,
-    *,
-    work_bucket: str,
-    profile: AudioProfile,
-    chunk_seconds: float,
-    ffmpeg_timeout_s: float,
+    client: Any, job: JobContext, *, work_bucket: str, options: AudioOptions
 ) -> AudioManifest:
     """Download the video, extract clean mono 16 kHz audio chunks and store them in S3."""
     context = job_fields(job.job_id, job.user_id)
+    size = s3.object_size(client, job.bucket, job.key)
+    if size > options.max_video_bytes:
+        raise AudioError(
+            f"the upload is {size} bytes, over the limit of {options.max_video_bytes} bytes"
+        )
     with private_workspace() as workspace:
         video = workspace / "input.media"
         with stage(logger, "DOWNLOAD", context, s3_key=job.key) as done:
             done["size_bytes"] = s3.download_file(client, job.bucket, job.key, video)
         download_ms = done["duration_ms"]
 
-        chain, label = audio.filter_chain(profile)
+        chain, label = audio.filter_chain(options.profile)
         with stage(logger, "FFMPEG", context, audio_filter=label) as done:
             info = audio.probe_media(video)
             if not info.has_audio:
                 raise AudioError("the upload has no audio stream")
+            if info.duration_s > options.max_video_duration_s:
+                raise AudioError(
+                    f"the upload lasts {info.duration_s:.0f} s, over the limit of "
+                    f"{options.max_video_duration_s:.0f} s"
+                )
             chunks_dir = workspace / "chunks"
             chunks_dir.mkdir()
             extracted = audio.extract_audio_chunks(
                 video,
                 chunks_dir,
                 chain=chain,
-                chunk_seconds=chunk_seconds,
-                timeout_s=ffmpeg_timeout_s,
+                chunk_seconds=options.chunk_seconds,
+                timeout_s=options.ffmpeg_timeout_s,
             )
             done.update(video_duration_s=info.duration_s, chunks=len(extracted))
         ffmpeg_ms = done["duration_ms"]
