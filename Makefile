@@ -44,3 +44,12 @@ test: lint typecheck
 
 clean: down
 	rm -rf $(VENV) $(STACK_DIR) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench-summary
+bench-summary: install  ## summary evaluation: local, fake Anthropic, and real Claude when a key is set
+	$(PY) -m bench.summary_eval
+
+.PHONY: bench-accuracy
+bench-accuracy: install  ## WER of the audio profiles on noisy real speech -> bench/results/accuracy.json
+	@scripts/install-system-deps.sh --bench
+	$(PY) -m bench.accuracy

@@ -7,6 +7,7 @@ from prefect.blocks.core import Block
 from blocks.backend import BackendCallback
 from blocks.claude import ClaudeCredentials
 from blocks.clova import ClovaCsrCredentials
+from blocks.clova_speech import ClovaSpeechCredentials
 
 B = TypeVar("B", bound=Block)
 
@@ -16,4 +17,10 @@ def load_block(block_type: type[B], name: str) -> B:
     return cast(B, block_type.load(name))
 
 
-__all__ = ["BackendCallback", "ClaudeCredentials", "ClovaCsrCredentials", "load_block"]
+__all__ = [
+    "BackendCallback",
+    "ClaudeCredentials",
+    "ClovaCsrCredentials",
+    "ClovaSpeechCredentials",
+    "load_block",
+]

@@ -25,6 +25,11 @@ class BackendCallback(Block):
     internal_token: SecretStr = Field(
         title="Internal token", description="Sent as `X-Internal-Token`."
     )
+    signing_secret: SecretStr | None = Field(
+        default=None,
+        title="Signing secret",
+        description="When set, callbacks carry an HMAC-SHA256 signature (X-Signature).",
+    )
     timeout_seconds: float = Field(
         default=10.0, gt=0, title="Timeout (s)", description="Per-request timeout."
     )
@@ -33,5 +38,6 @@ class BackendCallback(Block):
         return BackendClient(
             base_url=self.base_url,
             internal_token=self.internal_token.get_secret_value(),
+            signing_secret=self.signing_secret.get_secret_value() if self.signing_secret else None,
             timeout_s=self.timeout_seconds,
         )

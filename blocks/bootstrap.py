@@ -1,4 +1,7 @@
-"""Create or update every block from the environment: `python -m blocks.bootstrap`.
+"""Set up Prefect from the environment: `python -m blocks.bootstrap`.
+
+Blocks (credentials and endpoints), the engines' global concurrency limits, and the
+crash-recovery automations (once the deployments exist).
 
 Idempotent: running it again overwrites the blocks with the current values.
 """
@@ -8,12 +11,16 @@ from __future__ import annotations
 import sys
 
 from prefect.blocks.core import Block
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.exceptions import ObjectNotFound
 from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
 from blocks.backend import BackendCallback
 from blocks.claude import ClaudeCredentials
 from blocks.clova import ClovaCsrCredentials
-from video_processor.config import Settings, load_settings
+from blocks.clova_speech import ClovaSpeechCredentials
+from flows.automations import ensure_automations
+from video_processor.config import Settings, concurrency_limits, load_settings
 from video_processor.errors import ConfigurationError
 from video_processor.logs import configure_json_logging, get_logger
 
@@ -52,6 +59,7 @@ def desired_blocks(settings: Settings) -> dict[str, Block]:
         names.backend: BackendCallback(
             base_url=settings.backend_base_url,
             internal_token=settings.backend_internal_token,
+            signing_secret=settings.callback_signing_secret,
             timeout_seconds=settings.callback_timeout_seconds,
         ),
     }
@@ -61,6 +69,18 @@ def desired_blocks(settings: Settings) -> dict[str, Block]:
             api_key_id=settings.clova_api_key_id,
             api_key=settings.clova_api_key,
             timeout_seconds=settings.clova_timeout_seconds,
+        )
+    if settings.clova_speech_invoke_url and settings.clova_speech_secret_key:
+        blocks[names.clova_speech] = ClovaSpeechCredentials(
+            invoke_url=settings.clova_speech_invoke_url,
+            secret_key=settings.clova_speech_secret_key,
+            send_url=settings.clova_speech_send_url,
+            diarization=settings.clova_speech_diarization,
+            sync_max_audio_seconds=settings.clova_speech_sync_max_audio_seconds,
+            poll_interval_seconds=settings.clova_speech_poll_interval_seconds,
+            poll_max_interval_seconds=settings.clova_speech_poll_max_interval_seconds,
+            deadline_seconds=settings.clova_speech_deadline_seconds,
+            timeout_seconds=settings.clova_speech_timeout_seconds,
         )
     if settings.claude_api_key:
         blocks[names.claude] = ClaudeCredentials(
@@ -83,7 +103,36 @@ def bootstrap_blocks(settings: Settings) -> list[str]:
     return saved
 
 
+def ensure_concurrency_limits(client: SyncPrefectClient, settings: Settings) -> None:
+    """Create or resize every engine's global concurrency limit."""
+    for name, limit in concurrency_limits(settings).items():
+        client.upsert_global_concurrency_limit_by_name(name, limit)
+        logger.info(
+            "concurrency limit", extra={"stage": "BOOTSTRAP", "limit": name, "slots": limit}
+        )
+
+
+def bootstrap_automations(client: SyncPrefectClient, settings: Settings) -> None:
+    """The crash-recovery automations; they need the deployments (`prefect deploy`) first."""
+    try:
+        names = ensure_automations(
+            client,
+            settings.process_video_deployment,
+            settings.recovery_deployment,
+            settings.zombie_after_seconds,
+        )
+    except ObjectNotFound:
+        logger.warning(
+            "deployments not found: run `prefect deploy --all`, then this command again",
+            extra={"stage": "BOOTSTRAP"},
+        )
+        return
+    for name in names:
+        logger.info("automation saved", extra={"stage": "BOOTSTRAP", "automation": name})
+
+
 def main() -> int:
+    """Blocks, global concurrency limits and automations, from the environment."""
     try:
         settings = load_settings()
         configure_json_logging(settings.log_level)
@@ -91,6 +140,9 @@ def main() -> int:
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
         return 2
+    with get_client(sync_client=True) as client:
+        ensure_concurrency_limits(client, settings)
+        bootstrap_automations(client, settings)
     return 0
 
 

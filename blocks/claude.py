@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
+from video_processor.llm.base import SummaryPolicy
 from video_processor.llm.claude import ClaudeSummarizer
 
 
@@ -36,7 +37,10 @@ class ClaudeCredentials(Block):
         default=120.0, gt=0, title="Timeout (s)", description="Per-request timeout."
     )
 
-    def get_summarizer(self, summary_max_chars: int) -> ClaudeSummarizer:
+    def get_summarizer(
+        self, summary_max_chars: int | None = None, *, policy: SummaryPolicy | None = None
+    ) -> ClaudeSummarizer:
+        """The summariser; ``policy`` (from settings) wins over ``summary_max_chars``."""
         return ClaudeSummarizer(
             api_key=self.api_key.get_secret_value(),
             base_url=self.base_url,
@@ -44,4 +48,5 @@ class ClaudeCredentials(Block):
             max_tokens=self.max_tokens,
             timeout_s=self.timeout_seconds,
             summary_max_chars=summary_max_chars,
+            policy=policy,
         )

@@ -6,12 +6,13 @@ from typing import TypeVar
 
 from prefect.blocks.core import Block
 
-from blocks import ClaudeCredentials, ClovaCsrCredentials, load_block
+from blocks import ClaudeCredentials, ClovaCsrCredentials, ClovaSpeechCredentials, load_block
 from video_processor.config import LlmEngineName, Settings, SttEngineName
 from video_processor.errors import ConfigurationError
-from video_processor.llm.base import Summarizer
+from video_processor.llm.base import Summarizer, SummaryPolicy
 from video_processor.llm.local_extractive import LocalExtractiveSummarizer
 from video_processor.stt.base import SpeechToText
+from video_processor.stt.clova_speech import ClovaSpeechLongForm
 from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
 
 B = TypeVar("B", bound=Block)
@@ -35,11 +36,14 @@ def _require(block_type: type[B], name: str, variable: str) -> B:
 
 
 def resolve_stt_engine(settings: Settings) -> SttEngineName:
-    """`auto` means CLOVA CSR when its block exists, the local engine otherwise."""
+    """`auto`: CLOVA CSR, else CLOVA Speech, whichever block exists; else the local engine."""
     if settings.stt_engine is not SttEngineName.AUTO:
         return settings.stt_engine
-    clova = _load_optional(ClovaCsrCredentials, settings.blocks.clova)
-    return SttEngineName.CLOVA_CSR if clova else SttEngineName.LOCAL
+    if _load_optional(ClovaCsrCredentials, settings.blocks.clova):
+        return SttEngineName.CLOVA_CSR
+    if _load_optional(ClovaSpeechCredentials, settings.blocks.clova_speech):
+        return SttEngineName.CLOVA_SPEECH
+    return SttEngineName.LOCAL
 
 
 def resolve_llm_engine(settings: Settings) -> LlmEngineName:
@@ -60,8 +64,14 @@ def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
     )
 
 
+def build_media_engine(settings: Settings) -> ClovaSpeechLongForm:
+    """The long-form engine, which transcribes the whole video in one job."""
+    block = _require(ClovaSpeechCredentials, settings.blocks.clova_speech, "STT_ENGINE")
+    return block.get_engine(language=settings.stt_language)
+
+
 def build_summarizer(name: LlmEngineName, settings: Settings) -> Summarizer:
     if name is LlmEngineName.CLAUDE:
         claude = _require(ClaudeCredentials, settings.blocks.claude, "LLM_ENGINE")
-        return claude.get_summarizer(summary_max_chars=settings.summary_max_chars)
+        return claude.get_summarizer(policy=SummaryPolicy.from_settings(settings))
     return LocalExtractiveSummarizer(max_chars=settings.summary_max_chars)

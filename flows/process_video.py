@@ -9,19 +9,44 @@ from prefect import flow
 from flows import tasks
 from flows.engines import resolve_llm_engine, resolve_stt_engine
 from flows.hooks import report_failure
-from video_processor.config import load_settings
+from video_processor.config import Settings, SttEngineName, load_settings
+from video_processor.llm.gate import screen_for_summary, transcript_to_store
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage, stage
-from video_processor.models import AudioOptions, JobContext, StageTimings, Transcript
+from video_processor.models import (
+    AudioManifest,
+    AudioOptions,
+    JobContext,
+    StageTimings,
+    Transcript,
+)
 from video_processor.stages import build_result, done_callback
 
 logger = get_logger("flow")
 
 
+def transcribe(
+    job: JobContext, manifest: AudioManifest, engine: SttEngineName, settings: Settings
+) -> Transcript:
+    """All chunks at once (each engine's concurrency limit paces them), stitched in order;
+    a long-form engine takes the whole video instead."""
+    if engine is SttEngineName.CLOVA_SPEECH:
+        transcribe_media = tasks.with_retry_policy(tasks.transcribe_media, settings)
+        return transcribe_media(job, manifest.video_duration_s, engine, settings.stt_language)
+    transcribe_chunk = tasks.with_retry_policy(tasks.transcribe_chunk, settings)
+    futures = [
+        transcribe_chunk.submit(job, chunk, engine, settings.stt_language)
+        for chunk in manifest.chunks
+    ]
+    segments = [segment for future in futures for segment in future.result()]
+    return Transcript(engine=engine, language=settings.stt_language, segments=segments)
+
+
 @flow(
     name="process-video",
     flow_run_name="job-{job.job_id}",
+    # A crash is not reported here: the crash automation reschedules the run, and
+    # `recover-crashed-run` sends FAILED only when the reschedules are used up.
     on_failure=[report_failure],
-    on_crashed=[report_failure],
 )
 def process_video(job: JobContext) -> str:
     """Video → audio → transcript → summary → result JSON in S3 → DONE callback."""
@@ -38,19 +63,22 @@ def process_video(job: JobContext) -> str:
     manifest = tasks.with_retry_policy(tasks.prepare_audio, settings)(
         job, AudioOptions.from_settings(settings)
     )
-    transcribe_chunk = tasks.with_retry_policy(tasks.transcribe_chunk, settings)
     with stage(logger, "STT", context, engine=stt_engine, chunks=len(manifest.chunks)) as stt:
-        segments = [
-            segment
-            for chunk in manifest.chunks
-            for segment in transcribe_chunk(job, chunk, stt_engine, settings.stt_language)
-        ]
-        transcript = Transcript(
-            engine=stt_engine, language=settings.stt_language, segments=segments
-        )
-        stt["transcript_length"] = len(transcript.text)
+        transcript = transcribe(job, manifest, stt_engine, settings)
+        stt.update(segments=len(transcript.segments), transcript_length=len(transcript.text))
+    # Quality gate (raises TranscriptRejected: STT_BAD_RESPONSE) and PII masking, then the LLM.
+    screened = screen_for_summary(transcript, manifest.audio_duration_s, settings)
+    log_stage(logger, "TRANSCRIPT_CHECKED", context, **screened.report.model_dump())
     with stage(logger, "LLM", context, engine=llm_engine) as llm:
-        summary = tasks.with_retry_policy(tasks.summarize, settings)(job, transcript, llm_engine)
+        summary = tasks.with_retry_policy(tasks.summarize, settings)(
+            job, screened.transcript, llm_engine
+        )
+        llm.update(
+            strategy=summary.strategy,
+            chunks=summary.chunks,
+            key_points=len(summary.key_points),
+            **summary.usage.model_dump(),
+        )
         llm.update(model=summary.model, summary_length=len(summary.text))
 
     timings = StageTimings(
@@ -60,15 +88,16 @@ def process_video(job: JobContext) -> str:
         llm_ms=llm["duration_ms"],
     )
     duration_ms = int((time.monotonic() - started) * 1000)
-    result = build_result(job, manifest, transcript, summary, timings, duration_ms)
-    result_key = tasks.with_retry_policy(tasks.store_result, settings)(job, result)
-    tasks.with_retry_policy(tasks.send_callback, settings)(job, done_callback(result, result_key))
+    stored = transcript_to_store(transcript, settings)
+    result = build_result(job, manifest, stored, summary, timings, duration_ms)
+    keys = tasks.with_retry_policy(tasks.store_result, settings)(job, result)
+    tasks.with_retry_policy(tasks.send_callback, settings)(job, done_callback(result, keys))
     tasks.clean_up_work_files(job, return_state=True)  # best effort: the job is done
     log_stage(
         logger,
         "JOB_DONE",
         context,
         duration_ms=int((time.monotonic() - started) * 1000),
-        result_s3_key=result_key,
+        result_s3_key=keys.result,
     )
-    return result_key
+    return keys.result

@@ -13,15 +13,17 @@ from typing import Any, TypeVar
 from prefect import Task, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.sync import concurrency
 from prefect_aws import AwsCredentials
 
 from blocks import BackendCallback, load_block
-from flows.engines import build_stt_engine, build_summarizer
-from video_processor import s3, stages
+from flows.engines import build_media_engine, build_stt_engine, build_summarizer
+from video_processor import outbox, s3, stages
 from video_processor.config import (
     LlmEngineName,
     Settings,
     SttEngineName,
+    concurrency_limit_name,
     load_settings,
 )
 from video_processor.errors import CallbackError, is_retryable
@@ -34,6 +36,7 @@ from video_processor.models import (
     FailedCallback,
     JobContext,
     ResultDocument,
+    ResultKeys,
     Summary,
     Transcript,
     TranscriptSegment,
@@ -97,10 +100,34 @@ def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
 def transcribe_chunk(
     job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str
 ) -> list[TranscriptSegment]:
-    """Transcribe one stored audio chunk (cached: a retry never pays for it twice)."""
+    """Transcribe one stored audio chunk (cached: a retry never pays for it twice).
+
+    Chunks run concurrently; the engine's global concurrency limit bounds them.
+    """
     settings = load_settings()
     stt = build_stt_engine(engine, settings)
-    return stages.transcribe_chunk(s3_client(settings), stt, settings.result_bucket_name, chunk)
+    client = s3_client(settings)
+    with concurrency(concurrency_limit_name("stt", engine), occupy=1, strict=True):
+        return stages.transcribe_chunk(client, stt, settings.result_bucket_name, chunk)
+
+
+@task(
+    name="transcribe-media",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+    retry_jitter_factor=RETRY_JITTER_FACTOR,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=INPUTS,
+    persist_result=True,
+)
+def transcribe_media(
+    job: JobContext, duration_s: float, engine: SttEngineName, language: str
+) -> Transcript:
+    """Transcribe the whole video with a long-form engine (CLOVA Speech), cached."""
+    settings = load_settings()
+    long_form = build_media_engine(settings)
+    with concurrency(concurrency_limit_name("stt", engine), occupy=1, strict=True):
+        return stages.transcribe_media(s3_client(settings), long_form, job, duration_s)
 
 
 @task(
@@ -114,7 +141,9 @@ def transcribe_chunk(
 )
 def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) -> Summary:
     """Summarise the transcript (cached: a retry never pays for it twice)."""
-    return build_summarizer(engine, load_settings()).summarize(transcript)
+    summarizer = build_summarizer(engine, load_settings())
+    with concurrency(concurrency_limit_name("llm", engine), occupy=1, strict=True):
+        return summarizer.summarize(transcript)
 
 
 @task(
@@ -125,11 +154,10 @@ def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) ->
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def store_result(job: JobContext, result: ResultDocument) -> str:
-    """Write the result JSON to its fixed key in the result bucket; returns the key."""
+def store_result(job: JobContext, result: ResultDocument) -> ResultKeys:
+    """Write the result JSON and subtitles to their fixed keys in the result bucket."""
     settings = load_settings()
-    s3.put_json(s3_client(settings), settings.result_bucket_name, job.result_key, result)
-    return job.result_key
+    return stages.store_result(s3_client(settings), settings.result_bucket_name, job, result)
 
 
 @task(
@@ -140,12 +168,25 @@ def store_result(job: JobContext, result: ResultDocument) -> str:
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
 )
-def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int:
-    """Deliver the job's final state to the backend."""
-    backend = load_block(BackendCallback, load_settings().blocks.backend).get_client()
-    context = {**job_fields(job.job_id, job.user_id), "status": body.status}
+def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int | None:
+    """Record the job's final state in the outbox, then deliver it to the backend.
+
+    Returns the backend's HTTP status, or None when a DONE was already delivered.
+    """
+    settings = load_settings()
+    client = s3_client(settings)
+    delivery = outbox.record(client, settings.result_bucket_name, job, body)
+    context = {
+        **job_fields(job.job_id, job.user_id),
+        "status": delivery.body.status,
+        "delivery_id": delivery.delivery_id,
+    }
+    if delivery.delivered_at is not None:
+        log_stage(logger, "CALLBACK_SUCCESS", context, already_delivered=True)
+        return None
+    backend = load_block(BackendCallback, settings.blocks.backend).get_client()
     try:
-        status = backend.complete_job(job.job_id, body)
+        status = outbox.deliver(client, settings.result_bucket_name, backend, delivery)
     except CallbackError as exc:
         log_stage(logger, "CALLBACK_FAILED", context, error=exc.message, retryable=exc.retryable)
         raise

@@ -1,6 +1,6 @@
 """Fake Anthropic Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
 
-Implements contracts.md §5: the API key (``x-api-key``, or ``Authorization: Bearer`` as
+Implements the documented API: the API key (``x-api-key``, or ``Authorization: Bearer`` as
 the pinned SDK sends it), ``anthropic-version``, body validation, known model ids and
 their output limits, the 32 MB request limit and the 200K-token context window; errors
 use the documented envelope with a ``request_id`` (also the ``request-id`` header of
@@ -10,18 +10,33 @@ cut at ``max_tokens`` (``stop_reason: "max_tokens"``) or at a stop sequence as t
 API does. Tokens are estimated conservatively (two characters a token). Streaming is
 not faked: ``"stream": true`` is refused.
 
+Tool use: with ``tools`` and a ``tool_choice`` of ``{"type": "tool", "name": ...}`` (or
+``any``) the reply is one ``tool_use`` block (``stop_reason: "tool_use"``). Its input
+imitates a model filling the pipeline's summary tool: it reads the numbered lines
+``[id mm:ss] text`` (or ``[3,5 mm:ss] text``) of the last user message that has any, cites
+those ids, and keeps the summary within an ``N~M자`` bound the prompt states. Config
+``tool_input`` replaces it; faults ``invalid_tool_input`` (schema-invalid) and
+``bad_citation`` (cites a segment that does not exist) spoil one reply.
+
+Prompt caching: a ``cache_control`` block on a tool or system block makes the prefix up
+to it cacheable when it has at least ``MIN_CACHEABLE_TOKENS``; the first request writes
+it (``cache_creation_input_tokens``), later ones read it (``cache_read_input_tokens``),
+and ``input_tokens`` counts only the rest, as the real API reports.
+
 Run it alone with ``python -m local_stack.fake_anthropic --port 8092``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import secrets
 import threading
+from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
@@ -41,7 +56,7 @@ from local_stack.http_fake import (
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
-# 2026-10-21 is what the pinned SDK (anthropic 2.14.0) sends; contracts.md names 2023-06-01.
+# 2026-10-21 is what the pinned SDK (anthropic 2.14.0) sends; the documentation names 2023-06-01.
 API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 CONTEXT_WINDOW_TOKENS = 200_000
@@ -59,6 +74,13 @@ MODEL_MAX_OUTPUT_TOKENS = {
 }
 DATED_SUFFIX = re.compile(r"-\d{8}$")
 DEFAULT_API_KEY = "test-anthropic-key"
+MIN_CACHEABLE_TOKENS = 1024
+NUMBERED_LINE = re.compile(r"^\[(\d+(?:\s*,\s*\d+)*)(?:\s+\d+(?::\d{2}){1,2})?\]\s*(.+)$", re.M)
+PART_SUMMARY_LINE = re.compile(r"^요약:\s*(.+)$", re.M)
+LENGTH_BOUNDS = re.compile(r"(\d+)~(\d+)자")
+TOOL_SUMMARY_CHARS = 300
+TOOL_KEY_POINTS = 5
+BAD_SEGMENT_ID = 999_999
 DEFAULT_RETRY_AFTER_S = 1
 
 ERRORS_BY_STATUS: dict[int, tuple[str, str]] = {
@@ -72,7 +94,7 @@ ERRORS_BY_STATUS: dict[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 
-StopReason = Literal["end_turn", "max_tokens", "stop_sequence"]
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
 
 class AnthropicConfig(BaseModel):
@@ -85,6 +107,7 @@ class AnthropicConfig(BaseModel):
     base_latency_s: float = Field(default=0.0, ge=0)
     per_output_token_s: float = Field(default=0.0, ge=0)
     retry_after_s: int = Field(default=DEFAULT_RETRY_AFTER_S, ge=0)
+    tool_input: dict[str, JsonValue] | None = None
 
 
 class ContentBlock(BaseModel):
@@ -110,6 +133,29 @@ class InputMessage(BaseModel):
     content: Content
 
 
+class ToolDefinition(BaseModel):
+    """A client tool: a name and an object ``input_schema``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
+    description: str | None = None
+    input_schema: dict[str, JsonValue]
+
+    @model_validator(mode="after")
+    def _object_schema(self) -> Self:
+        if self.input_schema.get("type") != "object":
+            raise ValueError("input_schema: type must be 'object'")
+        return self
+
+
+class ToolChoice(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+
+
 class CountTokensRequest(BaseModel):
     """The body of ``/v1/messages/count_tokens`` (and the shared part of ``/v1/messages``)."""
 
@@ -118,6 +164,8 @@ class CountTokensRequest(BaseModel):
     model: str
     messages: list[InputMessage] = Field(min_length=1)
     system: Content | None = None
+    tools: list[ToolDefinition] | None = None
+    tool_choice: ToolChoice | None = None
 
 
 class MessagesRequest(CountTokensRequest):
@@ -150,9 +198,117 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
+def _block_text(block: ContentBlock) -> str:
+    """What a block costs: its text, or its JSON for tool_use/tool_result blocks."""
+    if block.text is not None:
+        return block.text
+    return json.dumps(block.model_dump(exclude={"type", "text"}), ensure_ascii=False)
+
+
+def _content_cost_text(content: Content | None) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    return "\n".join(_block_text(block) for block in content)
+
+
+def _tools_text(body: CountTokensRequest) -> str:
+    tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
+    return json.dumps(tools, ensure_ascii=False) if tools else ""
+
+
 def input_tokens_of(body: CountTokensRequest) -> int:
-    texts = [content_text(body.system), *(content_text(m.content) for m in body.messages)]
-    return sum(estimate_tokens(text) for text in texts)
+    texts = [
+        _tools_text(body),
+        _content_cost_text(body.system),
+        *(_content_cost_text(m.content) for m in body.messages),
+    ]
+    return sum(estimate_tokens(text) for text in texts if text)
+
+
+def cacheable_prefix(body: CountTokensRequest) -> tuple[str, int] | None:
+    """(key, tokens) of the prefix up to the last ``cache_control`` mark, if there is one.
+
+    The prefix order is tools, then system (messages are not looked at by the fake)."""
+    tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
+    system = body.system if isinstance(body.system, list) else []
+    marked_tool = max((i for i, t in enumerate(tools) if "cache_control" in t), default=-1)
+    marked_system = max(
+        (i for i, b in enumerate(system) if (b.model_extra or {}).get("cache_control")),
+        default=-1,
+    )
+    if marked_system >= 0:
+        parts = [json.dumps(tools, ensure_ascii=False) if tools else ""]
+        parts += [_block_text(block) for block in system[: marked_system + 1]]
+    elif marked_tool >= 0:
+        parts = [json.dumps(tools[: marked_tool + 1], ensure_ascii=False)]
+    else:
+        return None
+    tokens = sum(estimate_tokens(part) for part in parts if part)
+    if tokens < MIN_CACHEABLE_TOKENS:
+        return None
+    key = hashlib.sha256(f"{body.model}\0{json.dumps(parts)}".encode()).hexdigest()
+    return key, tokens
+
+
+def numbered_lines(body: CountTokensRequest) -> tuple[str, list[tuple[list[int], str]]]:
+    """The last user text with ``[id mm:ss] text`` lines, and those lines (ids, text)."""
+    for message in reversed(body.messages):
+        if message.role != "user":
+            continue
+        text = content_text(message.content)
+        lines = [
+            ([int(i) for i in ids.split(",")], " ".join(line.split()))
+            for ids, line in NUMBERED_LINE.findall(text)
+        ]
+        if lines:
+            return text, lines
+    return "", []
+
+
+def _hangul_share(text: str) -> float:
+    letters = [char for char in text if char.isalpha()]
+    hangul = [char for char in letters if "\uac00" <= char <= "\ud7a3"]
+    return len(hangul) / len(letters) if letters else 0.0
+
+
+def derive_tool_input(body: CountTokensRequest) -> dict[str, JsonValue]:
+    """What a well-behaved model would put into the summary tool for this prompt."""
+    prompt, lines = numbered_lines(body)
+    if not lines:
+        text = summarize(body).removeprefix(SUMMARY_PREFIX) or "내용 없음"
+        lines = [([0], text)]
+    count = min(TOOL_KEY_POINTS, len(lines))
+    picks = [lines[round(i * (len(lines) - 1) / max(1, count - 1))] for i in range(count)]
+    sources = [text for _, text in lines] + PART_SUMMARY_LINE.findall(prompt)
+    low, high = 1, TOOL_SUMMARY_CHARS
+    bounds = LENGTH_BOUNDS.search(prompt)
+    if bounds:
+        low, high = int(bounds[1]), int(bounds[2])
+    summary = " ".join(sources)[: min(high, max(low, TOOL_SUMMARY_CHARS))].strip()
+    words = Counter(
+        word.strip(".,?!…\"'") for _, text in lines for word in text.split() if len(word) >= 2
+    )
+    keywords: list[JsonValue] = [word for word, _ in words.most_common(5) if word] or ["요약"]
+    key_points: list[JsonValue] = [
+        {"text": text[:100], "segment_ids": list(ids)} for ids, text in picks
+    ]
+    return {
+        "title": picks[0][1][:30],
+        "summary": summary,
+        "key_points": key_points,
+        "keywords": keywords,
+        "language": "ko" if _hangul_share(summary) >= 0.5 else "en",
+    }
+
+
+def spoil_tool_input(tool_input: dict[str, JsonValue], kind: str) -> dict[str, JsonValue]:
+    if kind == "invalid_tool_input":
+        return {"title": "", "summary": 42, "keywords": "not a list"}
+    points = tool_input.get("key_points")
+    first = points[0] if isinstance(points, list) and points else None
+    if isinstance(first, dict):
+        first["segment_ids"] = [BAD_SEGMENT_ID]
+    return tool_input
 
 
 def summarize(body: CountTokensRequest) -> str:
@@ -186,11 +342,27 @@ def empty_content_problem(messages: list[InputMessage]) -> str | None:
     return None
 
 
+def forced_tool(body: CountTokensRequest) -> str | None:
+    """The tool the reply must call (``tool_choice`` ``tool``, or ``any``: the first)."""
+    choice = body.tool_choice
+    if choice is None or not body.tools:
+        return None
+    if choice.type == "tool":
+        return choice.name
+    return body.tools[0].name if choice.type == "any" else None
+
+
 def request_problem(body: CountTokensRequest, base_model: str) -> str | None:
     """Why the real API would refuse a well-formed body for a known model, if it would."""
     problem = empty_content_problem(body.messages)
     if problem is not None:
         return problem
+    names = [tool.name for tool in body.tools or []]
+    if len(set(names)) != len(names):
+        return "tools: tool names must be unique"
+    choice = body.tool_choice
+    if choice is not None and choice.type == "tool" and choice.name not in names:
+        return f"tool_choice.name: tool {choice.name!r} not found in tools"
     if isinstance(body, MessagesRequest):
         limit = MODEL_MAX_OUTPUT_TOKENS[base_model]
         if body.max_tokens > limit:
@@ -219,7 +391,7 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
     """The Messages API: validates like the real one, answers with a derived summary."""
 
     name = "fake-anthropic"
-    extra_fault_kinds = frozenset({"max_tokens", "empty"})
+    extra_fault_kinds = frozenset({"max_tokens", "empty", "invalid_tool_input", "bad_citation"})
 
     def __init__(self, config: AnthropicConfig | None = None) -> None:
         super().__init__(config or AnthropicConfig())
@@ -227,6 +399,9 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         self._messages = 0
         self._input_tokens = 0
         self._output_tokens = 0
+        self._cache_read_tokens = 0
+        self._cache_creation_tokens = 0
+        self._cached_prefixes: set[str] = set()
 
     def accepts_faults(self, request: Request) -> bool:
         return request.method == "POST" and request.path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
@@ -270,6 +445,9 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         return body if problem is None else self._invalid(request, problem)
 
     def _reply(self, body: MessagesRequest, fault: Fault | None) -> Response:
+        tool = forced_tool(body)
+        if tool is not None:
+            return self._tool_reply(body, tool, fault)
         config = self.config
         text, stop_sequence = cut_at_stop_sequence(
             config.text if config.text is not None else summarize(body), body.stop_sequences
@@ -309,6 +487,69 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
             },
         )
 
+    def _tool_reply(self, body: MessagesRequest, tool: str, fault: Fault | None) -> Response:
+        """One ``tool_use`` block for the forced tool, with the caching the prefix earns."""
+        config = self.config
+        kind = fault.kind if fault is not None else None
+        tool_input: dict[str, Any] = (
+            json.loads(json.dumps(config.tool_input))
+            if config.tool_input is not None
+            else derive_tool_input(body)
+        )
+        if kind in ("invalid_tool_input", "bad_citation"):
+            tool_input = spoil_tool_input(tool_input, kind)
+        block: dict[str, JsonValue] = {
+            "type": "tool_use",
+            "id": f"toolu_{secrets.token_hex(12)}",
+            "name": tool,
+            "input": tool_input,
+        }
+        stop_reason: StopReason = "tool_use"
+        output_tokens = estimate_tokens(json.dumps(tool_input, ensure_ascii=False))
+        content: list[JsonValue] = [block]
+        if kind == "max_tokens" or output_tokens > body.max_tokens:
+            block["input"] = {}
+            stop_reason, output_tokens = "max_tokens", body.max_tokens
+        if kind == "empty":
+            content, output_tokens = [], 0
+        total = input_tokens_of(body)
+        cache_read = cache_creation = 0
+        prefix = cacheable_prefix(body)
+        with self._lock:
+            if prefix is not None:
+                key, cached = prefix
+                if key in self._cached_prefixes:
+                    cache_read = cached
+                else:
+                    cache_creation = cached
+                    self._cached_prefixes.add(key)
+        input_tokens = max(0, total - cache_read - cache_creation)
+        self.sleep(config.base_latency_s + config.per_output_token_s * output_tokens)
+        with self._lock:
+            self._messages += 1
+            self._input_tokens += input_tokens
+            self._output_tokens += output_tokens
+            self._cache_read_tokens += cache_read
+            self._cache_creation_tokens += cache_creation
+        return json_response(
+            200,
+            {
+                "id": f"msg_{secrets.token_hex(12)}",
+                "type": "message",
+                "role": "assistant",
+                "content": content,
+                "model": body.model,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cache_creation_input_tokens": cache_creation,
+                    "cache_read_input_tokens": cache_read,
+                },
+            },
+        )
+
     def _invalid(self, request: Request, message: str) -> Response:
         return self._error(request, 400, "invalid_request_error", message)
 
@@ -336,6 +577,8 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
                 "messages": self._messages,
                 "input_tokens": self._input_tokens,
                 "output_tokens": self._output_tokens,
+                "cache_read_input_tokens": self._cache_read_tokens,
+                "cache_creation_input_tokens": self._cache_creation_tokens,
             }
 
     def reset_state(self) -> None:
@@ -343,6 +586,9 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
             self._messages = 0
             self._input_tokens = 0
             self._output_tokens = 0
+            self._cache_read_tokens = 0
+            self._cache_creation_tokens = 0
+            self._cached_prefixes.clear()
 
 
 def request_id(request: Request) -> str:

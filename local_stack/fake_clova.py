@@ -1,6 +1,6 @@
 """Fake Naver CLOVA Speech Recognition (CSR, short audio): ``POST /recog/v1/stt?lang=Kor``.
 
-Implements contracts.md §3: API-gateway key check, the STT0xx refusals in the real
+Implements the documented API: API-gateway key check, the STT0xx refusals in the real
 service's order, audio decoding with the real ``ffprobe`` (format, 60 s and 16 kHz
 limits), and a ``{"text": ...}`` reply after a configurable latency. Every error uses
 the gateway envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
@@ -11,11 +11,13 @@ Run it alone with ``python -m local_stack.fake_clova --port 8091``.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -41,6 +43,8 @@ MIN_SAMPLE_RATE_HZ = 16_000
 # ffprobe format names of the containers CSR takes (mp3, aac, ac3, ogg, flac, wav).
 ACCEPTED_FORMATS = frozenset({"mp3", "aac", "ac3", "ogg", "flac", "wav"})
 FFPROBE_TIMEOUT_S = 30
+SILENCE_MAX_VOLUME_DB = -50.0
+MAX_VOLUME_PATTERN = re.compile(r"max_volume: (?P<db>-?[\d.]+|-inf) dB")
 
 DEFAULT_API_KEY_ID = "test-clova-key-id"
 DEFAULT_API_KEY = "test-clova-key"
@@ -95,20 +99,52 @@ def probe_audio(body: bytes) -> AudioProbe | None:
     with tempfile.NamedTemporaryFile(prefix="fake-clova-", suffix=".audio") as audio_file:
         audio_file.write(body)
         audio_file.flush()
-        try:
-            completed = subprocess.run(
-                [
-                    "ffprobe",
-                    *("-v", "error", "-print_format", "json"),
-                    *("-show_format", "-show_streams", "-select_streams", "a:0"),
-                    audio_file.name,
-                ],
-                capture_output=True,
-                timeout=FFPROBE_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return None
+        return probe_audio_file(Path(audio_file.name))
+
+
+def is_silent(body: bytes) -> bool:
+    """Whether the audio never rises above SILENCE_MAX_VOLUME_DB (real CSR answers "")."""
+    with tempfile.NamedTemporaryFile(prefix="fake-clova-", suffix=".audio") as audio_file:
+        audio_file.write(body)
+        audio_file.flush()
+        completed = subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-i",
+                audio_file.name,
+                "-af",
+                "volumedetect",
+                "-f",
+                "null",
+                "-",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=FFPROBE_TIMEOUT_S,
+            check=False,
+        )
+    match = MAX_VOLUME_PATTERN.search(completed.stderr)
+    return match is not None and float(match["db"]) < SILENCE_MAX_VOLUME_DB
+
+
+def probe_audio_file(path: Path) -> AudioProbe | None:
+    """Decode the first audio stream of a media file with ffprobe; None when it cannot."""
+    try:
+        completed = subprocess.run(
+            [
+                "ffprobe",
+                *("-v", "error", "-print_format", "json"),
+                *("-show_format", "-show_streams", "-select_streams", "a:0"),
+                str(path),
+            ],
+            capture_output=True,
+            timeout=FFPROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None
     if completed.returncode != 0:
         return None
     try:
@@ -155,7 +191,7 @@ class FakeClova(FakeService[ClovaConfig]):
         with self._lock:
             self._audio_seconds += probe.duration_s
             self._recognized += 1
-        return json_response(200, {"text": config.text})
+        return json_response(200, {"text": "" if is_silent(request.body) else config.text})
 
     def _refusal(self, request: Request, config: ClovaConfig) -> Response | None:
         """The first gateway or STT0xx refusal that applies before decoding, if any."""

@@ -1,10 +1,12 @@
-"""Reference backend: the job-completion callback of contracts.md §6, recorded in memory.
+"""Reference backend: the job-completion callback, recorded in memory.
 
 ``POST /internal/jobs/{job_id}/complete`` checks ``X-Internal-Token`` and validates the
 body with ``DoneCallback``/``FailedCallback``. Every call is recorded (headers without
 the token); the job's final state follows one rule: the first DONE is terminal, a
 FAILED may be replaced by a later DONE (an operator retried the job), a later FAILED
-replaces nothing. Calls answered with an error (bad token, invalid body, injected
+replaces nothing, and a repeated ``X-Delivery-Id`` (a re-send) changes nothing. With a
+signing secret, an unsigned or wrongly signed call is refused (see
+``video_processor.signing``). Calls answered with an error (bad token, invalid body, injected
 fault) change no state and are kept in the job's ``rejected`` list.
 
 Inspection: ``GET /internal/jobs/{job_id}`` (404 when never called) and ``GET /internal/jobs``.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +41,7 @@ from local_stack.http_fake import (
     start_server,
     validation_message,
 )
+from video_processor import signing
 from video_processor.models import CallbackBody, DoneCallback
 
 TOKEN_HEADER = "X-Internal-Token"
@@ -56,6 +60,7 @@ class BackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     token: str = DEFAULT_TOKEN
+    signing_secret: str | None = None
     latency_s: float = Field(default=0.0, ge=0)
 
 
@@ -68,6 +73,7 @@ class JobRecord:
     final: JsonValue = None
     callbacks: list[JsonValue] = field(default_factory=list)
     rejected: list[JsonValue] = field(default_factory=list)
+    delivery_ids: set[str] = field(default_factory=set)
 
     def to_json(self) -> JsonValue:
         return {
@@ -146,6 +152,14 @@ class ReferenceBackend(FakeService[BackendConfig]):
         self.sleep(config.latency_s)
         if request.header(TOKEN_HEADER) != config.token:
             return self._reject(request, job_id, received_at, 401, "invalid token")
+        if config.signing_secret and not signing.verify(
+            config.signing_secret,
+            request.header(signing.TIMESTAMP_HEADER),
+            request.body,
+            request.header(signing.SIGNATURE_HEADER),
+            now=time.time(),
+        ):
+            return self._reject(request, job_id, received_at, 401, "invalid signature")
         if request.media_type() != "application/json":
             detail = "Content-Type must be application/json"
             return self._reject(request, job_id, received_at, 415, detail)
@@ -155,17 +169,22 @@ class ReferenceBackend(FakeService[BackendConfig]):
             return self._reject(request, job_id, received_at, 400, validation_message(exc))
         incoming: JobState = "DONE" if isinstance(callback, DoneCallback) else "FAILED"
         body = _body_as_received(request.body)
+        delivery_id = request.header(signing.DELIVERY_ID_HEADER)
         with self._lock:
             job = self._jobs.setdefault(job_id, JobRecord(job_id))
-            state = next_state(job.state, incoming)
+            duplicate = delivery_id is not None and delivery_id in job.delivery_ids
+            state = None if duplicate else next_state(job.state, incoming)
             if state is not None:
                 job.state, job.final = state, body
+            if delivery_id:
+                job.delivery_ids.add(delivery_id)
             job.callbacks.append(
                 {
                     "body": body,
                     "received_at": received_at,
                     "headers": _headers_without_token(request),
                     "accepted": state is not None,
+                    "duplicate_delivery": duplicate,
                 }
             )
             return json_response(
@@ -230,9 +249,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the backend until SIGINT/SIGTERM."""
     parser = cli_parser("Reference backend: the job-completion callback endpoint.")
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="expected X-Internal-Token")
+    parser.add_argument("--signing-secret", default=None, help="verify X-Signature with it")
     parser.add_argument("--latency-s", type=float, default=0.0)
     args = parser.parse_args(argv)
-    config = BackendConfig(token=args.token, latency_s=args.latency_s)
+    config = BackendConfig(
+        token=args.token, signing_secret=args.signing_secret, latency_s=args.latency_s
+    )
     serve_until_signalled(ReferenceBackend(config), host=args.host, port=args.port)
 
 

@@ -11,13 +11,18 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
+# Short, common sentences: the Whisper base model turns espeak-ng's Korean into repeating
+# junk ("오, 오, 오…") or nothing on longer sentences with rarer words.
 DEFAULT_KOREAN_TEXT = (
-    "안녕하세요. 오늘 회의에서는 짧은 영상 서비스의 출시 일정을 논의하겠습니다. "
-    "개발팀은 다음 주까지 자동 요약 기능을 완성할 예정입니다. "
-    "마케팅팀은 사용자 의견을 모아 주세요."
+    "안녕하세요. 새로운 영상 서비스를 소개합니다. 회의에 참석해 주셔서 감사합니다."
 )
 
 ESPEAK_VOICE = "ko"
+# Slower than espeak-ng's 175 words per minute: the syllables come out more distinct.
+ESPEAK_SPEED_WPM = 150
+# Silence before and after the speech, as in a real recording; without it Whisper looped
+# on the first words more often (the afftdn denoiser then adapts on speech, not silence).
+SPEECH_PAD_S = 1.0
 PICTURE_SIZE = "320x240"
 PICTURE_FPS = 5
 TINY_PICTURE_SIZE = "160x120"
@@ -43,10 +48,15 @@ def make_korean_speech_video(path: Path, text: str = DEFAULT_KOREAN_TEXT) -> Pat
     """An mp4 (H.264 test picture + AAC) in which espeak-ng reads ``text`` in Korean."""
     with tempfile.TemporaryDirectory(prefix="sample-video-") as work:
         speech = Path(work) / "speech.wav"
-        _run(["espeak-ng", "-v", ESPEAK_VOICE, "-w", str(speech)], stdin=text)
+        voice = ["-v", ESPEAK_VOICE, "-s", str(ESPEAK_SPEED_WPM)]
+        _run(["espeak-ng", *voice, "-w", str(speech)], stdin=text)
+        pad_ms = round(SPEECH_PAD_S * 1000)
+        padding = f"adelay={pad_ms}:all=1,apad=pad_dur={SPEECH_PAD_S}"
+        seconds = _wav_seconds(speech) + 2 * SPEECH_PAD_S
         # The picture's own length keeps -shortest from overshooting by a muxing interval.
-        picture = f"testsrc=size={PICTURE_SIZE}:rate={PICTURE_FPS}:d={_wav_seconds(speech):.3f}"
-        _ffmpeg(["-f", "lavfi", "-i", picture, "-i", str(speech), *_H264, *_AAC, "-shortest"], path)
+        picture = f"testsrc=size={PICTURE_SIZE}:rate={PICTURE_FPS}:d={seconds:.3f}"
+        audio = ["-i", str(speech), "-af", padding]
+        _ffmpeg(["-f", "lavfi", "-i", picture, *audio, *_H264, *_AAC, "-shortest"], path)
     return path
 
 

@@ -6,9 +6,9 @@ stack is ready; the supervisor owns these processes and stops them on SIGTERM
 
 - a moto server (S3 + SQS) with the video bucket's notifications sent to the queue,
   and a dead-letter queue behind it;
-- fake CLOVA CSR and Anthropic servers, and the reference backend;
+- fake CLOVA CSR, CLOVA Speech and Anthropic servers, and the reference backend;
 - a Prefect server (SQLite under the stack folder), the blocks, a process work pool,
-  the `process-video` deployment from prefect.yaml and a worker;
+  every deployment of prefect.yaml (`deploy --all`) and a process worker;
 - the SQS sensor.
 
 Every port is picked free at start, and all state lives in the stack folder, so two
@@ -45,6 +45,7 @@ QUEUE_NAME = "video-ingest-queue"
 DEAD_LETTER_QUEUE_NAME = "video-ingest-dlq"
 MAX_RECEIVE_COUNT = 3
 WORK_POOL = "local-process"
+K8S_WORK_POOL = "video-k8s"
 DEPLOYMENT = "process-video/process-video-local"
 PREFERRED_UI_PORT = 4200
 READY_TIMEOUT_S = 120.0
@@ -125,8 +126,15 @@ class Stack:
         self._start_aws()
         self._start_fakes()
         self._start_prefect()
-        self.env["SENSOR_HEARTBEAT_FILE"] = str(self.folder / "sensor.heartbeat")
+        self.env.update(
+            SENSOR_HEARTBEAT_FILE=str(self.folder / "sensor.heartbeat"),
+            SENSOR_METRICS_HOST="127.0.0.1",
+            SENSOR_METRICS_PORT=str(free_port()),
+            SENSOR_OUTCOMES_POLL_SECONDS="1",
+        )
         self.spawn("sensor", [sys.executable, "-m", "sensors.sqs_sensor"])
+        metrics_port = self.env["SENSOR_METRICS_PORT"]
+        wait_until_ready(f"http://127.0.0.1:{metrics_port}/metrics", check=self._check_alive)
         self._check_alive()
 
     def _start_aws(self) -> None:
@@ -150,18 +158,29 @@ class Stack:
 
     def _start_fakes(self) -> None:
         backend_port, clova_port, claude_port = free_port(), free_port(), free_port()
-        token = secrets.token_urlsafe(24)
+        token, signing_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(32)
         clova_key_id, clova_key = secrets.token_hex(8), secrets.token_urlsafe(24)
         claude_key = f"sk-ant-local-{secrets.token_urlsafe(24)}"
+        speech_port, speech_key = free_port(), secrets.token_urlsafe(24)
+        speech_invoke_path = f"/external/v1/{secrets.randbelow(10_000)}/{secrets.token_hex(16)}"
         # `--flag=value`: a random value may start with "-".
         fakes = {
-            "backend": ("reference_backend", backend_port, [f"--token={token}"]),
+            "backend": (
+                "reference_backend",
+                backend_port,
+                [f"--token={token}", f"--signing-secret={signing_secret}"],
+            ),
             "fake-clova": (
                 "fake_clova",
                 clova_port,
                 [f"--api-key-id={clova_key_id}", f"--api-key={clova_key}"],
             ),
             "fake-anthropic": ("fake_anthropic", claude_port, [f"--api-key={claude_key}"]),
+            "fake-clova-speech": (
+                "fake_clova_speech",
+                speech_port,
+                [f"--secret-key={speech_key}", f"--invoke-path={speech_invoke_path}"],
+            ),
         }
         for name, (module, port, options) in fakes.items():
             command = [sys.executable, "-m", f"local_stack.{module}", f"--port={port}", *options]
@@ -169,18 +188,26 @@ class Stack:
         self.env.update(
             BACKEND_BASE_URL=f"http://127.0.0.1:{backend_port}",
             BACKEND_INTERNAL_TOKEN=token,
+            CALLBACK_SIGNING_SECRET=signing_secret,
             FAKE_CLOVA_URL=f"http://127.0.0.1:{clova_port}",
             FAKE_ANTHROPIC_URL=f"http://127.0.0.1:{claude_port}",
+            FAKE_CLOVA_SPEECH_URL=f"http://127.0.0.1:{speech_port}",
         )
-        for port in (backend_port, clova_port, claude_port):
+        for port in (backend_port, clova_port, claude_port, speech_port):
             wait_until_ready(f"http://127.0.0.1:{port}/__admin/stats", check=self._check_alive)
         if self.engines == FAKE_ENGINES:
             self.env.update(
+                # The fakes fail and stall on demand; tests need not wait for long.
+                RETRY_DELAY_SECONDS="0.2",
+                CLOVA_TIMEOUT_SECONDS="3",
+                CLAUDE_TIMEOUT_SECONDS="3",
                 CLOVA_STT_URL=f"http://127.0.0.1:{clova_port}/recog/v1/stt?lang=Kor",
                 CLOVA_API_KEY_ID=clova_key_id,
                 CLOVA_API_KEY=clova_key,
                 CLAUDE_API_URL=f"http://127.0.0.1:{claude_port}/v1/messages",
                 CLAUDE_API_KEY=claude_key,
+                CLOVA_SPEECH_INVOKE_URL=f"http://127.0.0.1:{speech_port}{speech_invoke_path}",
+                CLOVA_SPEECH_SECRET_KEY=speech_key,
             )
 
     def _start_prefect(self) -> None:
@@ -204,14 +231,29 @@ class Stack:
             [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
         )
         wait_until_ready(f"{api_url}/health", check=self._check_alive)
-        self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
         self.run(
             "work-pool",
             [PREFECT_CLI, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
         )
+        # The Kubernetes pool has no worker here; it exists so `deploy --all` deploys
+        # every deployment of prefect.yaml (--no-prompt refuses a missing pool).
         self.run(
-            "deploy", [PREFECT_CLI, "--no-prompt", "deploy", "--name", DEPLOYMENT.split("/")[1]]
+            "work-pool",
+            [
+                PREFECT_CLI,
+                "work-pool",
+                "create",
+                K8S_WORK_POOL,
+                "--type",
+                "kubernetes",
+                "--base-job-template",
+                str(REPO_ROOT / "deploy" / "k8s" / "work-pool-template.json"),
+                "--overwrite",
+            ],
         )
+        self.run("deploy", [PREFECT_CLI, "--no-prompt", "deploy", "--all"])
+        # After the deploy: the automations it creates name the deployments.
+        self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
         self.spawn(
             "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
         )

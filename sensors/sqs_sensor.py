@@ -7,12 +7,16 @@ redelivers it, and the idempotency key maps the redelivery onto the same run. A 
 that does not parse is made visible again at once and left for the dead-letter queue.
 Test events and objects outside the video layout are logged and deleted on purpose.
 SIGTERM/SIGINT: the batch in hand is finished, then the loop exits.
+
+Every count is also a Prometheus metric, served with `/healthz` on SENSOR_METRICS_PORT
+(sensors/metrics.py), which also counts how the deployment's runs end.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -25,6 +29,8 @@ from prefect.exceptions import PrefectException
 from prefect_aws import AwsCredentials
 
 from blocks import load_block
+from sensors.health import sensor_health
+from sensors.metrics import RunOutcomeWatcher, SensorMetrics, serve
 from video_processor.config import Settings, load_settings
 from video_processor.errors import ConfigurationError
 from video_processor.events import MessageParseError, ParsedMessage, parse_message_body
@@ -47,6 +53,17 @@ class SensorCounters:
     skipped: int = 0
     poll_errors: int = 0
 
+    def prometheus(self, metrics: SensorMetrics, name: str) -> Any:
+        """The Prometheus counter that mirrors one of these counts."""
+        return {
+            "received": metrics.messages_received,
+            "deleted": metrics.messages_deleted,
+            "runs_created": metrics.jobs_started,
+            "rejected": metrics.messages_rejected,
+            "skipped": metrics.messages_skipped,
+            "poll_errors": metrics.poll_errors,
+        }[name]
+
 
 class SkippedObject(Exception):
     """An announced object that is not ours to process (logged, then deleted)."""
@@ -59,22 +76,30 @@ class SqsSensor:
     prefect: SyncPrefectClient
     deployment_id: UUID
     counters: SensorCounters = field(default_factory=SensorCounters)
+    metrics: SensorMetrics = field(default_factory=SensorMetrics)
     stopping: bool = False
 
     def __repr__(self) -> str:
         return f"SqsSensor(queue={self.settings.sqs_queue_url!r}, {self.counters})"
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to one of the sensor's counts and to its Prometheus counter."""
+        setattr(self.counters, name, getattr(self.counters, name) + amount)
+        self.counters.prometheus(self.metrics, name).inc(amount)
 
     def run(self) -> None:
         """Poll until asked to stop; consecutive errors back off exponentially."""
         consecutive_errors = 0
         while not self.stopping:
             try:
-                self.poll_once()
+                with self.metrics.poll_duration.time():
+                    self.poll_once()
                 self.settings.sensor_heartbeat_file.touch()
+                self.metrics.last_poll.set_to_current_time()
                 consecutive_errors = 0
             except Exception as exc:  # the loop outlives any one failure; the log says why
                 consecutive_errors += 1
-                self.counters.poll_errors += 1
+                self.count("poll_errors")
                 delay = min(
                     POLL_ERROR_BACKOFF_BASE_S * 2 ** (consecutive_errors - 1),
                     POLL_ERROR_BACKOFF_MAX_S,
@@ -96,18 +121,46 @@ class SqsSensor:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
         messages = response.get("Messages", [])
-        self.counters.received += len(messages)
-        for message in messages:
-            self.handle(message)
+        self.count("received", len(messages))
+        invisible_until = time.monotonic() + self.settings.sqs_visibility_timeout_seconds
+        handed_off: list[dict[str, Any]] = []
+        try:
+            for position, message in enumerate(messages):
+                in_hand = handed_off + messages[position:]
+                invisible_until = self._keep_invisible(in_hand, invisible_until)
+                if self.handle(message):
+                    handed_off.append(message)
+        finally:
+            # Runs created before a failure are real: their messages go even then.
+            self._delete_batch(handed_off)
         return len(messages)
 
-    def handle(self, message: dict[str, Any]) -> None:
+    def _keep_invisible(self, pending: list[dict[str, Any]], invisible_until: float) -> float:
+        """Extend the visibility of the batch's undeleted messages once half of it has passed."""
+        timeout_s = self.settings.sqs_visibility_timeout_seconds
+        if invisible_until - time.monotonic() > timeout_s / 2:
+            return invisible_until
+        self.sqs.change_message_visibility_batch(
+            QueueUrl=self.settings.sqs_queue_url,
+            Entries=[
+                {
+                    "Id": str(index),
+                    "ReceiptHandle": message["ReceiptHandle"],
+                    "VisibilityTimeout": timeout_s,
+                }
+                for index, message in enumerate(pending)
+            ],
+        )
+        return time.monotonic() + timeout_s
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Hand one message off; True when it is to be deleted (its runs exist)."""
         message_id = message["MessageId"]
         receive_count = message.get("Attributes", {}).get("ApproximateReceiveCount")
         try:
             parsed = parse_message_body(message["Body"])
         except MessageParseError as exc:
-            self.counters.rejected += 1
+            self.count("rejected")
             logger.error(
                 "message rejected; it stays on the queue until it moves to the dead-letter queue",
                 extra={
@@ -118,15 +171,13 @@ class SqsSensor:
                 },
             )
             self._release(message)
-            return
+            return False
         self._start_runs(parsed, message_id)
-        self._delete(message)
+        return True
 
     def _start_runs(self, parsed: ParsedMessage, message_id: str) -> None:
         if parsed.is_test_event:
-            logger.info(
-                "s3:TestEvent ignored", extra={"stage": "MESSAGE_SKIPPED", "message_id": message_id}
-            )
+            self._log_skip(message_id, "s3:TestEvent")
         for reason in parsed.skipped:
             self._log_skip(message_id, reason)
         for obj in parsed.objects:
@@ -157,7 +208,7 @@ class SqsSensor:
             name=job.run_name,
             tags=[f"user:{job.user_id}"],
         )
-        self.counters.runs_created += 1
+        self.count("runs_created")
         log_stage(
             logger,
             "RUN_CREATED",
@@ -168,17 +219,33 @@ class SqsSensor:
         )
 
     def _log_skip(self, message_id: str, reason: str) -> None:
-        self.counters.skipped += 1
+        self.count("skipped")
         logger.info(
             "object skipped",
             extra={"stage": "MESSAGE_SKIPPED", "message_id": message_id, "reason": reason},
         )
 
-    def _delete(self, message: dict[str, Any]) -> None:
-        self.sqs.delete_message(
-            QueueUrl=self.settings.sqs_queue_url, ReceiptHandle=message["ReceiptHandle"]
+    def _delete_batch(self, messages: list[dict[str, Any]]) -> None:
+        """One DeleteMessageBatch (a batch is at most 10); a failed entry is redelivered."""
+        if not messages:
+            return
+        response = self.sqs.delete_message_batch(
+            QueueUrl=self.settings.sqs_queue_url,
+            Entries=[
+                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                for index, message in enumerate(messages)
+            ],
         )
-        self.counters.deleted += 1
+        self.count("deleted", len(response.get("Successful", [])))
+        for failure in response.get("Failed", []):
+            logger.warning(
+                "delete failed; the message will be redelivered and map onto the same run",
+                extra={
+                    "stage": "DELETE_FAILED",
+                    "code": failure.get("Code"),
+                    "message_id": messages[int(failure["Id"])]["MessageId"],
+                },
+            )
 
     def _release(self, message: dict[str, Any]) -> None:
         """Make a rejected message visible again now, so it reaches the DLQ without waiting."""
@@ -217,6 +284,16 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     configure_json_logging(settings.log_level)
+    metrics = SensorMetrics()
+    stopping = threading.Event()
+    server = None
+    if settings.sensor_metrics_port:
+        server = serve(
+            metrics,
+            lambda: sensor_health(settings),
+            settings.sensor_metrics_host,
+            settings.sensor_metrics_port,
+        )
     sqs = load_block(AwsCredentials, settings.blocks.aws_credentials).get_client("sqs")
     with get_client(sync_client=True) as prefect:
         sensor = SqsSensor(
@@ -224,13 +301,28 @@ def main() -> int:
             sqs=sqs,
             prefect=prefect,
             deployment_id=find_deployment(prefect, settings.process_video_deployment),
+            metrics=metrics,
         )
         signal.signal(signal.SIGTERM, sensor.stop)
         signal.signal(signal.SIGINT, sensor.stop)
+        if server is not None:
+            RunOutcomeWatcher(metrics, sensor.deployment_id).start(
+                settings.sensor_outcomes_poll_seconds, stopping
+            )
         logger.info(
-            "sensor started", extra={"stage": "SENSOR_START", "queue": settings.sqs_queue_url}
+            "sensor started",
+            extra={
+                "stage": "SENSOR_START",
+                "queue": settings.sqs_queue_url,
+                "metrics_port": settings.sensor_metrics_port or None,
+            },
         )
-        sensor.run()
+        try:
+            sensor.run()
+        finally:
+            stopping.set()
+            if server is not None:
+                server.shutdown()
         logger.info("sensor stopped", extra={"stage": "SENSOR_STOP", "counters": repr(sensor)})
     return 0
 

@@ -83,5 +83,5 @@ def _reset_fakes(request: pytest.FixtureRequest) -> None:
     """Faults injected by one test never leak into the next."""
     if "stack" in request.fixturenames:
         client: StackClient = request.getfixturevalue("stack")
-        for name in ("clova", "anthropic", "backend"):
+        for name in ("clova", "clova-speech", "anthropic", "backend"):
             client.reset(name)

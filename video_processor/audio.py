@@ -86,7 +86,8 @@ def probe_media(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
         check=False,
     )
     if result.returncode != 0:
-        raise AudioError(f"the upload is not a decodable media file: {_tail(result.stderr)}")
+        detail = _tail(result.stderr.replace(str(path), "upload"))
+        raise AudioError(f"the upload is not a decodable media file: {detail}")
     report = json.loads(result.stdout or "{}")
     streams = report.get("streams", [])
     has_audio = any(stream.get("codec_type") == "audio" for stream in streams)

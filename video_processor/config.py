@@ -18,11 +18,13 @@ from video_processor.errors import ConfigurationError
 SQS_MAX_WAIT_SECONDS = 20
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 CLOVA_CSR_MAX_AUDIO_SECONDS = 60
+CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS = 2 * 3600
 
 
 class SttEngineName(StrEnum):
     AUTO = "auto"
     CLOVA_CSR = "clova-csr"
+    CLOVA_SPEECH = "clova-speech"
     LOCAL = "local"
 
 
@@ -51,6 +53,7 @@ class BlockNames(BaseSettings):
     video_bucket: str = "video-bucket"
     result_bucket: str = "result-bucket"
     clova: str = "clova-csr"
+    clova_speech: str = "clova-speech"
     claude: str = "claude"
     backend: str = "backend-callback"
     result_storage: str = "prefect-results"
@@ -82,10 +85,14 @@ class Settings(BaseSettings):
     sqs_max_messages: Annotated[int, Field(ge=1, le=10)] = 10
     sensor_heartbeat_file: Path = Path("/tmp/video-processor-sensor.heartbeat")
     sensor_stall_seconds: Annotated[float, Field(gt=0)] = 120.0
+    sensor_metrics_host: str = "0.0.0.0"
+    sensor_metrics_port: Annotated[int, Field(ge=0, le=65_535)] = 9108  # 0: no metrics server
+    sensor_outcomes_poll_seconds: Annotated[float, Field(gt=0)] = 15.0
 
     backend_base_url: str = "https://backend.internal.svc.cluster.local"
     backend_internal_token: SecretStr | None = None
     callback_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    callback_signing_secret: SecretStr | None = None
 
     stt_engine: SttEngineName = SttEngineName.AUTO
     stt_language: str = "ko"
@@ -93,6 +100,18 @@ class Settings(BaseSettings):
     clova_api_key_id: SecretStr | None = None
     clova_api_key: SecretStr | None = None
     clova_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # CLOVA Speech long-form: one request per video, no chunking.
+    clova_speech_invoke_url: str | None = None
+    clova_speech_secret_key: SecretStr | None = None
+    clova_speech_send_url: bool = True
+    clova_speech_diarization: bool = False
+    clova_speech_sync_max_audio_seconds: Annotated[
+        float, Field(ge=0, le=CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS)
+    ] = 300.0
+    clova_speech_poll_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    clova_speech_poll_max_interval_seconds: Annotated[float, Field(gt=0)] = 15.0
+    clova_speech_deadline_seconds: Annotated[float, Field(gt=0)] = 3600.0
+    clova_speech_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     llm_engine: LlmEngineName = LlmEngineName.AUTO
     claude_api_url: str = "https://api.anthropic.com/v1/messages"
@@ -101,6 +120,23 @@ class Settings(BaseSettings):
     claude_max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 2000
     claude_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
     summary_max_chars: Annotated[int, Field(ge=50)] = 800
+    # Summary quality, long transcripts and cost (issue 5; README "Summaries").
+    summary_min_chars: Annotated[int, Field(ge=1)] = 100
+    llm_single_call_max_input_tokens: Annotated[int, Field(ge=1000)] = 30_000
+    llm_chunk_max_input_tokens: Annotated[int, Field(ge=500)] = 12_000
+    llm_job_max_tokens: Annotated[int, Field(ge=1000)] = 300_000
+    claude_prompt_caching: bool = True
+    transcript_min_chars: Annotated[int, Field(ge=0)] = 10
+    transcript_min_speech_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
+    transcript_max_repeated_ngram_ratio: Annotated[float, Field(gt=0, le=1)] = 0.6
+    pii_mask_llm_input: bool = True
+    transcript_store_policy: Literal["original", "masked"] = "original"
+
+    # Global concurrency limits (Prefect), shared by every worker: requests in flight.
+    clova_csr_concurrency: Annotated[int, Field(ge=1)] = 8
+    clova_speech_concurrency: Annotated[int, Field(ge=1)] = 4
+    claude_concurrency: Annotated[int, Field(ge=1)] = 4
+    local_engine_concurrency: Annotated[int, Field(ge=1)] = 2
 
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
@@ -113,7 +149,27 @@ class Settings(BaseSettings):
     whisper_model_dir: Path | None = None
 
     process_video_deployment: str = "process-video/process-video-local"
+    recovery_deployment: str = "recover-crashed-run/recover-crashed-run"
+    zombie_after_seconds: Annotated[float, Field(ge=60)] = 90.0
     blocks: BlockNames = Field(default_factory=BlockNames)
+
+
+def concurrency_limit_name(kind: str, engine: str) -> str:
+    """The Prefect global concurrency limit that bounds calls to an engine (`stt-clova-csr`)."""
+    return f"{kind}-{engine}"
+
+
+def concurrency_limits(settings: Settings) -> dict[str, int]:
+    """Every engine's global concurrency limit and its size (created by the bootstrap)."""
+    return {
+        concurrency_limit_name("stt", SttEngineName.CLOVA_CSR): settings.clova_csr_concurrency,
+        concurrency_limit_name("stt", SttEngineName.CLOVA_SPEECH): (
+            settings.clova_speech_concurrency
+        ),
+        concurrency_limit_name("stt", SttEngineName.LOCAL): settings.local_engine_concurrency,
+        concurrency_limit_name("llm", LlmEngineName.CLAUDE): settings.claude_concurrency,
+        concurrency_limit_name("llm", LlmEngineName.LOCAL): settings.local_engine_concurrency,
+    }
 
 
 def load_settings() -> Settings:

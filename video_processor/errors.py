@@ -10,7 +10,8 @@ raised (one mapping per client module) and chained with ``from exc``.
     ├── StorageError                UNKNOWN_ERROR  (writing results or work files)
     ├── AudioError                  FFMPEG_FAILED
     ├── SpeechToTextError           STT_BAD_RESPONSE
-    │   └── SpeechToTextTimeout     STT_TIMEOUT
+    │   ├── SpeechToTextTimeout     STT_TIMEOUT
+    │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, noise, loops)
     ├── SummaryError                LLM_BAD_RESPONSE
     │   └── SummaryTimeout          LLM_TIMEOUT
     └── CallbackError               CALLBACK_FAILED
@@ -79,6 +80,14 @@ class SpeechToTextError(PipelineError):
 
 class SpeechToTextTimeout(SpeechToTextError):
     code = ErrorCode.STT_TIMEOUT
+
+
+class TranscriptRejected(SpeechToTextError):
+    """The transcript is empty or junk (hallucinations on silence, loops): nothing to summarise.
+
+    The contract has no code of its own for it; the STT stage answered something unusable,
+    so it is ``STT_BAD_RESPONSE``, never retried (the same audio gives the same transcript).
+    """
 
 
 class SummaryError(PipelineError):

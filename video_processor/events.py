@@ -1,6 +1,6 @@
 """Parsing SQS message bodies that announce S3 objects.
 
-Accepted shapes (contracts.md §1): S3 event notifications (`Records`, possibly several),
+Accepted shapes: S3 event notifications (`Records`, possibly several),
 the same wrapped in an SNS envelope, EventBridge "Object Created" events, and the
 `s3:TestEvent` sent when notifications are configured.
 """

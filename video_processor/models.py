@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from video_processor.config import AudioProfile, Settings
 from video_processor.errors import ErrorCode
 
-RESULT_SCHEMA_VERSION = "1.0"
+RESULT_SCHEMA_VERSION = "1.1"  # 1.1: structured summary, segment ids, LLM usage
 
 # videos/{user_id}/{job_id}.{ext}; ids are word characters or dashes, never separators.
 VIDEO_KEY_PATTERN = re.compile(
@@ -146,24 +146,85 @@ class TranscriptSegment(Frozen):
     end_s: float
     text: str
     speaker: str | None = None
+    # What summaries cite. STT engines leave it unset; the Transcript numbers its segments.
+    id: int | None = None
 
 
 class Transcript(Frozen):
+    """Segments in time order; each carries a stable id (its index unless already set)."""
+
     engine: str
     language: str
     segments: list[TranscriptSegment]
+
+    @field_validator("segments")
+    @classmethod
+    def _number_segments(cls, segments: list[TranscriptSegment]) -> list[TranscriptSegment]:
+        numbered = [
+            segment if segment.id is not None else segment.model_copy(update={"id": index})
+            for index, segment in enumerate(segments)
+        ]
+        ids = [segment.id for segment in numbered]
+        if len(set(ids)) != len(ids):
+            raise ValueError("transcript segment ids must be unique")
+        return numbered
 
     @property
     def text(self) -> str:
         return " ".join(segment.text for segment in self.segments if segment.text).strip()
 
+    def segment_by_id(self) -> dict[int, TranscriptSegment]:
+        return {segment.id: segment for segment in self.segments if segment.id is not None}
+
+
+class KeyPoint(Frozen):
+    """One point of a summary and the transcript segments it comes from."""
+
+    text: str
+    segment_ids: list[int] = Field(min_length=1)
+    start_s: float = Field(description="Start of the first cited segment: where to jump to.")
+
+
+class LlmUsage(Frozen):
+    """The token ledger of one summary: every call, retries and map-reduce steps included."""
+
+    llm_calls: int = 0
+    token_count_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_input_tokens
+            + self.cache_creation_input_tokens
+        )
+
+    def plus(self, other: LlmUsage) -> LlmUsage:
+        return LlmUsage(
+            **{name: getattr(self, name) + getattr(other, name) for name in LlmUsage.model_fields}
+        )
+
 
 class Summary(Frozen):
+    """The structured summary; ``text`` is its summary paragraph (the DONE callback's)."""
+
     engine: str
     model: str
     text: str
+    title: str = ""
+    key_points: list[KeyPoint] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    language: str = ""
+    strategy: Literal["single-call", "map-reduce", "extractive"] = "single-call"
+    chunks: int = 1
     input_tokens: int = 0
     output_tokens: int = 0
+    usage: LlmUsage = Field(default_factory=LlmUsage)
 
 
 class StageTimings(Frozen):
@@ -197,12 +258,27 @@ class ResultDocument(Frozen):
     meta: ResultMeta
 
 
+class ResultKeys(Frozen):
+    """Where a job's outputs live in the result bucket."""
+
+    result: str
+    srt: str
+    vtt: str
+
+    @classmethod
+    def for_job(cls, job: JobContext) -> ResultKeys:
+        stem = job.result_key.removesuffix(".json")
+        return cls(result=job.result_key, srt=f"{stem}.srt", vtt=f"{stem}.vtt")
+
+
 class CallbackMeta(Frozen):
     duration_ms: int
     model: str
     stt_engine: str
     video_duration: float
     audio_quality: str
+    srt_s3_key: str | None = None
+    vtt_s3_key: str | None = None
 
 
 class DoneCallback(Frozen):

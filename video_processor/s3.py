@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from video_processor.errors import DownloadError, PipelineError, StorageError
 
 _PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 411, 412, 416})
+_MISSING_CODES = frozenset({"NoSuchKey", "404"})
 
 
 def _status_of(exc: ClientError) -> int:
@@ -37,6 +38,22 @@ def object_size(client: Any, bucket: str, key: str) -> int:
         return int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except (ClientError, BotoCoreError) as exc:
         raise _mapped(exc, DownloadError, f"head s3://{bucket}/{key}") from exc
+
+
+def presigned_get_url(client: Any, bucket: str, key: str, expires_s: int) -> str:
+    """A time-limited GET URL a third party can fetch the object with."""
+    return str(
+        client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+        )
+    )
+
+
+def put_text(client: Any, bucket: str, key: str, text: str, content_type: str) -> None:
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType=content_type)
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"write s3://{bucket}/{key}") from exc
 
 
 def download_file(client: Any, bucket: str, key: str, destination: Path) -> int:
@@ -66,11 +83,16 @@ def put_json(client: Any, bucket: str, key: str, document: BaseModel) -> None:
         raise _mapped(exc, StorageError, f"write s3://{bucket}/{key}") from exc
 
 
-def get_json(client: Any, bucket: str, key: str) -> Any:
+def read_json(client: Any, bucket: str, key: str) -> Any | None:
+    """A JSON document, or None when there is no such object."""
     try:
         response = client.get_object(Bucket=bucket, Key=key)
         return json.loads(response["Body"].read())
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+            return None
+        raise _mapped(exc, StorageError, f"read s3://{bucket}/{key}") from exc
+    except BotoCoreError as exc:
         raise _mapped(exc, StorageError, f"read s3://{bucket}/{key}") from exc
 
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from video_processor import audio, s3
+from video_processor import audio, s3, subtitles
 from video_processor.errors import AudioError, PipelineError, error_code_of
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
@@ -24,6 +24,7 @@ from video_processor.models import (
     FailedCallback,
     JobContext,
     ResultDocument,
+    ResultKeys,
     ResultMeta,
     StageTimings,
     Summary,
@@ -31,9 +32,13 @@ from video_processor.models import (
     TranscriptSegment,
 )
 from video_processor.stt.base import SpeechToText
+from video_processor.stt.clova_speech import ClovaSpeechLongForm, MediaSource
 
 logger = get_logger("stages")
 ERROR_MESSAGE_MAX_CHARS = 1000
+PRESIGNED_URL_TTL_S = 6 * 3600  # CLOVA Speech may fetch late in a long async job
+SRT_CONTENT_TYPE = "application/x-subrip; charset=utf-8"
+VTT_CONTENT_TYPE = "text/vtt; charset=utf-8"
 
 
 @contextmanager
@@ -113,6 +118,30 @@ def transcribe_chunk(
         return engine.transcribe_chunk(path, chunk)
 
 
+def transcribe_media(
+    client: Any, engine: ClovaSpeechLongForm, job: JobContext, duration_s: float
+) -> Transcript:
+    """Let a whole-media engine fetch the video by presigned URL, or upload it from here."""
+    if engine.send_url:
+        url = s3.presigned_get_url(client, job.bucket, job.key, PRESIGNED_URL_TTL_S)
+        return engine.transcribe_media(
+            MediaSource(url=url, duration_s=duration_s, size_bytes=job.size)
+        )
+    with private_workspace() as workspace:
+        video = workspace / "input.media"
+        s3.download_file(client, job.bucket, job.key, video)
+        return engine.transcribe_media(MediaSource(path=video, duration_s=duration_s))
+
+
+def store_result(client: Any, bucket: str, job: JobContext, result: ResultDocument) -> ResultKeys:
+    """Write the result JSON and its SRT/WebVTT subtitles; the same keys on every retry."""
+    keys = ResultKeys.for_job(job)
+    s3.put_json(client, bucket, keys.result, result)
+    s3.put_text(client, bucket, keys.srt, subtitles.to_srt(result.transcript), SRT_CONTENT_TYPE)
+    s3.put_text(client, bucket, keys.vtt, subtitles.to_webvtt(result.transcript), VTT_CONTENT_TYPE)
+    return keys
+
+
 def build_result(
     job: JobContext,
     manifest: AudioManifest,
@@ -140,19 +169,21 @@ def build_result(
     )
 
 
-def done_callback(result: ResultDocument, result_key: str) -> DoneCallback:
+def done_callback(result: ResultDocument, keys: ResultKeys) -> DoneCallback:
     return DoneCallback(
         s3_bucket=result.s3_bucket,
         s3_key=result.s3_key,
         transcript=result.transcript_text,
         summary=result.summary.text,
-        result_s3_key=result_key,
+        result_s3_key=keys.result,
         meta=CallbackMeta(
             duration_ms=result.meta.duration_ms,
             model=result.meta.model,
             stt_engine=result.meta.stt_engine,
             video_duration=result.meta.video_duration,
             audio_quality=result.meta.audio_quality,
+            srt_s3_key=keys.srt,
+            vtt_s3_key=keys.vtt,
         ),
     )
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from typing import get_args
 
 import pytest
 from prefect.blocks.core import Block
@@ -10,15 +11,21 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_aws import AwsCredentials, S3Bucket
 from pydantic import SecretStr
 
-from blocks import BackendCallback, ClaudeCredentials, ClovaCsrCredentials
+from blocks import (
+    BackendCallback,
+    ClaudeCredentials,
+    ClovaCsrCredentials,
+    ClovaSpeechCredentials,
+)
 from local_stack.stack import REPO_ROOT
 from tests.e2e.stack_client import StackClient
 
-CUSTOM_BLOCKS = [BackendCallback, ClaudeCredentials, ClovaCsrCredentials]
+CUSTOM_BLOCKS = [BackendCallback, ClaudeCredentials, ClovaCsrCredentials, ClovaSpeechCredentials]
 SECRET_FIELDS = {
-    BackendCallback: {"internal_token"},
+    BackendCallback: {"internal_token", "signing_secret"},
     ClaudeCredentials: {"api_key"},
     ClovaCsrCredentials: {"api_key_id", "api_key"},
+    ClovaSpeechCredentials: {"secret_key"},
 }
 
 
@@ -29,7 +36,11 @@ def test_block_standards(block: type[Block]):
     assert ".load(" in (block.__doc__ or ""), "the docstring shows how to load it"
     for name, info in block.model_fields.items():
         assert info.title and info.description, f"{block.__name__}.{name} needs title+description"
-    secrets = {name for name, info in block.model_fields.items() if info.annotation is SecretStr}
+    secrets = {
+        name
+        for name, info in block.model_fields.items()
+        if info.annotation is SecretStr or SecretStr in get_args(info.annotation)
+    }
     assert secrets == SECRET_FIELDS[block]
 
 
@@ -80,3 +91,21 @@ def test_bootstrap_refuses_to_run_without_a_backend_token(tmp_path):
     )
     assert result.returncode == 2
     assert "BACKEND_INTERNAL_TOKEN" in result.stderr
+
+
+def test_clova_speech_block_is_created_only_when_configured(monkeypatch, tmp_path):
+    from blocks.bootstrap import desired_blocks
+    from video_processor.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BACKEND_INTERNAL_TOKEN", "t")
+    assert "clova-speech" not in desired_blocks(load_settings())
+    monkeypatch.setenv(
+        "CLOVA_SPEECH_INVOKE_URL", "https://clovaspeech-gw.ncloud.com/external/v1/1/k"
+    )
+    monkeypatch.setenv("CLOVA_SPEECH_SECRET_KEY", "speech-secret")
+    monkeypatch.setenv("CLOVA_SPEECH_SYNC_MAX_AUDIO_SECONDS", "120")
+    block = desired_blocks(load_settings())["clova-speech"]
+    assert isinstance(block, ClovaSpeechCredentials)
+    assert block.secret_key.get_secret_value() == "speech-secret"
+    assert block.sync_max_audio_seconds == 120

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,16 @@ from typing import Any
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, StateType
 
 from local_stack.stack import aws_client
 
 FINAL_STATE_TIMEOUT_S = 240.0
 POLL_INTERVAL_S = 0.5
+
+
+def new_job_id() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -68,6 +73,7 @@ class StackClient:
     def fake(self, name: str) -> str:
         return {
             "clova": self.env["FAKE_CLOVA_URL"],
+            "clova-speech": self.env["FAKE_CLOVA_SPEECH_URL"],
             "anthropic": self.env["FAKE_ANTHROPIC_URL"],
             "backend": self.env["BACKEND_BASE_URL"],
         }[name]
@@ -104,3 +110,17 @@ class StackClient:
                 return
             time.sleep(POLL_INTERVAL_S)
         raise AssertionError("the ingest queue did not drain")
+
+
+def wait_for_run_state(
+    stack: StackClient, name: str, state: StateType, timeout_s: float = 60
+) -> list[FlowRun]:
+    """Wait until the flow runs with this name exist and are all in `state`."""
+    deadline = time.monotonic() + timeout_s
+    runs: list[FlowRun] = []
+    while time.monotonic() < deadline:
+        runs = stack.flow_runs_named(name)
+        if runs and all(run.state_type == state for run in runs):
+            return runs
+        time.sleep(POLL_INTERVAL_S)
+    raise AssertionError(f"{name}: runs {[(r.id, r.state_type) for r in runs]}, wanted {state}")

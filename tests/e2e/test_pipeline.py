@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,24 +13,11 @@ from prefect.client.schemas.objects import StateType
 from prefect.states import AwaitingRetry
 
 from local_stack.sample_video import make_corrupt_video, make_tone_video, make_video_without_audio
-from tests.e2e.stack_client import StackClient
+from local_stack.stack import REPO_ROOT
+from tests.e2e.stack_client import StackClient, new_job_id, wait_for_run_state
 
 pytestmark = pytest.mark.e2e
 CHUNK_SECONDS = 55.0
-
-
-def new_job_id() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
-
-
-def wait_for_run_state(stack: StackClient, name: str, state: StateType, timeout_s: float = 60):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = stack.flow_runs_named(name)
-        if runs and all(run.state_type == state for run in runs):
-            return runs
-        time.sleep(0.5)
-    raise AssertionError(f"{name}: runs {[(r.id, r.state_type) for r in runs]}, wanted {state}")
 
 
 def test_upload_ends_in_done_callback_result_json_and_deleted_message(
@@ -39,14 +27,22 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
     video = make_tone_video(tmp_path / "talk.mp4", seconds=70)
     stack.upload(video, f"videos/user-1/{job_id}.mp4")
 
-    final = stack.wait_for_callbacks(job_id)["final"]
+    job = stack.wait_for_callbacks(job_id)
+    final = job["final"]
 
     assert final["status"] == "DONE", final
+    # Signed (the stack's backend verifies it) and recorded in the outbox before sending.
+    headers = job["callbacks"][0]["headers"]
+    assert headers["X-Signature"].startswith("v1=")
+    outbox_record = stack.result(f"results/user-1/{job_id}.callback.json")
+    assert outbox_record["delivery_id"] == headers["X-Delivery-Id"]
+    assert outbox_record["delivered_at"] is not None
     assert final["result_s3_key"] == f"results/user-1/{job_id}.json"
     assert final["s3_key"] == f"videos/user-1/{job_id}.mp4"
     assert final["meta"]["stt_engine"] == "clova-csr"
     result = stack.result(final["result_s3_key"])
-    assert result["schema_version"] == "1.0"
+    assert result["schema_version"] == "1.1"
+    assert result["summary"]["key_points"] and result["summary"]["usage"]["llm_calls"] >= 1
     assert result["transcript_text"] == final["transcript"] != ""
     assert result["summary"]["text"] == final["summary"] != ""
     # 70 s of audio is two CLOVA requests: CSR refuses more than 60 s.
@@ -153,7 +149,13 @@ def test_retry_of_a_run_that_failed_at_the_llm_does_not_call_stt_again(
 def test_no_secret_reaches_logs_parameters_or_stored_objects(stack: StackClient) -> None:
     """Runs after the others in this module: everything they wrote is scanned."""
     secrets = [
-        stack.env[name] for name in ("CLOVA_API_KEY", "CLAUDE_API_KEY", "BACKEND_INTERNAL_TOKEN")
+        stack.env[name]
+        for name in (
+            "CLOVA_API_KEY",
+            "CLAUDE_API_KEY",
+            "BACKEND_INTERNAL_TOKEN",
+            "CALLBACK_SIGNING_SECRET",
+        )
     ]
     with stack.prefect() as client:
         runs = client.read_flow_runs(limit=200)
@@ -171,3 +173,34 @@ def test_no_secret_reaches_logs_parameters_or_stored_objects(stack: StackClient)
             written.append(body.decode(errors="replace"))
     for secret in secrets:
         assert not any(secret in text for text in written)
+
+
+def test_backend_down_for_the_whole_retry_window_then_resend_delivers_without_rerun(
+    stack: StackClient, tmp_path: Path
+) -> None:
+    job_id = new_job_id()
+    attempts = 1 + int(stack.env.get("MAX_RETRIES", "3"))
+    stack.inject(
+        "backend", {"status": 503, "count": attempts, "path": f"/internal/jobs/{job_id}/complete"}
+    )
+    stack.upload(make_tone_video(tmp_path / "clip.mp4", seconds=3), f"videos/user-5/{job_id}.mp4")
+
+    wait_for_run_state(stack, f"job-{job_id}", StateType.FAILED, timeout_s=120)
+    assert stack.job(job_id)["state"] is None  # every attempt was refused
+    assert len(stack.job(job_id)["rejected"]) == attempts  # and no FAILED was sent after
+    stt_calls = stack.stats("clova")["requests"]
+
+    resend = subprocess.run(
+        [sys.executable, "-m", "flows.resend_callbacks"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **stack.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resend.returncode == 0, resend.stderr[-2000:]
+
+    job = stack.wait_for_callbacks(job_id)
+    assert job["state"] == "DONE"
+    assert job["final"]["result_s3_key"] == f"results/user-5/{job_id}.json"
+    assert stack.stats("clova")["requests"] == stt_calls  # nothing ran again

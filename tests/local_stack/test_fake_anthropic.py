@@ -1,4 +1,4 @@
-"""The fake Messages API answers like contracts.md §5, and the real SDK understands it."""
+"""The fake Messages API answers like the documented API, and the real SDK understands it."""
 
 from __future__ import annotations
 
@@ -388,3 +388,79 @@ def test_cli_prints_its_url_and_stops_on_sigterm(run_cli: CliRunner) -> None:
     with run_cli("local_stack.fake_anthropic", "--api-key", "k") as url:
         headers = {**HEADERS, "x-api-key": "k"}
         assert httpx.post(f"{url}{MESSAGES_PATH}", json=_body(), headers=headers).is_success
+
+
+TOOL = {
+    "name": "record_summary",
+    "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}}},
+}
+NUMBERED = (
+    "다음 영상 전사문을 요약해 주세요. summary 는 10~60자로 쓰세요.\n<transcript>\n"
+    "[0 00:00] 안녕하세요 여러분 오늘은 프리펙트를 배웁니다.\n"
+    "[1 00:05] 플로우와 태스크의 차이를 설명합니다.\n"
+    "[2 00:10] 재시도 설정을 예제로 살펴봅니다.\n</transcript>"
+)
+
+
+def _tool_body(**changes: Any) -> dict[str, Any]:
+    tool_changes: dict[str, Any] = {
+        "tools": [TOOL],
+        "tool_choice": {"type": "tool", "name": "record_summary"},
+        "messages": [{"role": "user", "content": NUMBERED}],
+    }
+    return _body(**{**tool_changes, **changes})
+
+
+def test_forced_tool_call_is_answered_with_a_tool_use_block(client: httpx.Client) -> None:
+    payload = _create(client, _tool_body()).json()
+    assert payload["stop_reason"] == "tool_use"
+    [block] = payload["content"]
+    assert block["type"] == "tool_use" and block["name"] == "record_summary"
+    assert block["id"].startswith("toolu_")
+    tool_input = block["input"]
+    assert [p["segment_ids"] for p in tool_input["key_points"]] == [[0], [1], [2]]
+    assert 10 <= len(tool_input["summary"]) <= 60
+    assert tool_input["language"] == "ko"
+    assert tool_input["title"] and tool_input["keywords"]
+
+
+def test_tool_input_config_and_spoiling_faults(client: httpx.Client) -> None:
+    client.post("/__admin/config", json={"tool_input": {"summary": "고정"}})
+    assert _create(client, _tool_body()).json()["content"][0]["input"] == {"summary": "고정"}
+    client.post("/__admin/reset")
+    faults = [{"kind": "invalid_tool_input"}, {"kind": "bad_citation"}]
+    client.post("/__admin/faults", json={"faults": faults})
+    invalid = _create(client, _tool_body()).json()["content"][0]["input"]
+    assert "key_points" not in invalid and invalid["summary"] == 42
+    cited = _create(client, _tool_body()).json()["content"][0]["input"]["key_points"][0]
+    assert cited["segment_ids"] == [999_999]
+
+
+def test_refuses_a_tool_choice_naming_an_unknown_tool(client: httpx.Client) -> None:
+    body = _tool_body(tool_choice={"type": "tool", "name": "other"})
+    assert _error(_create(client, body))[:2] == (400, "invalid_request_error")
+    bad_schema = _tool_body(tools=[{"name": "record_summary", "input_schema": {"type": "string"}}])
+    assert _error(_create(client, bad_schema))[:2] == (400, "invalid_request_error")
+
+
+def test_a_marked_prefix_is_written_to_the_cache_then_read(client: httpx.Client) -> None:
+    system = [{"type": "text", "text": "규칙 " * 1200, "cache_control": {"type": "ephemeral"}}]
+    first = _create(client, _tool_body(system=system)).json()["usage"]
+    second = _create(client, _tool_body(system=system)).json()["usage"]
+    assert first["cache_creation_input_tokens"] > 1024 and first["cache_read_input_tokens"] == 0
+    assert second["cache_read_input_tokens"] == first["cache_creation_input_tokens"]
+    assert second["input_tokens"] == first["input_tokens"]
+    short = [{"type": "text", "text": "짧은 규칙", "cache_control": {"type": "ephemeral"}}]
+    usage = _create(client, _tool_body(system=short)).json()["usage"]
+    assert usage["cache_creation_input_tokens"] == 0  # under the minimum: not cached
+    stats = client.get("/__admin/stats").json()
+    assert stats["cache_read_input_tokens"] == second["cache_read_input_tokens"]
+
+
+def test_count_tokens_counts_tools(client: httpx.Client) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "가나다"}]}
+    plain = client.post(COUNT_TOKENS_PATH, json=body, headers=HEADERS).json()["input_tokens"]
+    with_tools = client.post(
+        COUNT_TOKENS_PATH, json={**body, "tools": [TOOL]}, headers=HEADERS
+    ).json()["input_tokens"]
+    assert with_tools > plain

@@ -1,4 +1,4 @@
-"""The fake CLOVA CSR refuses what contracts.md §3 says the real one refuses."""
+"""The fake CLOVA CSR refuses what the real service's documentation says it refuses."""
 
 from __future__ import annotations
 
@@ -337,3 +337,10 @@ def test_cli_prints_its_url_and_stops_on_sigterm(
             f"{url}{STT_URL}", content=audio["flac_2s"], headers={**AUTH, **OCTET}
         )
         assert response.json() == {"text": "명령줄"}
+
+
+def test_silence_is_recognized_as_no_text(client: httpx.Client, tmp_path: Path) -> None:
+    silence = _ffmpeg(tmp_path / "silence.wav", "-i", "anullsrc=r=16000:cl=mono", "-t", "2")
+    response = _stt(client, silence)
+    assert response.status_code == 200
+    assert response.json() == {"text": ""}

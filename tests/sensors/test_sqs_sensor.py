@@ -5,6 +5,8 @@ the real sensor → Prefect path is covered by the end-to-end tests.
 """
 
 import json
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,10 +23,13 @@ BUCKET = "videos-in"
 class RecordingPrefect:
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_with: Exception | None = None
+    fail_after: int | None = None
+    seconds_per_run: float = 0.0
 
     def create_flow_run_from_deployment(self, deployment_id, **kwargs):
-        if self.fail_with:
+        if self.fail_with and (self.fail_after is None or len(self.calls) >= self.fail_after):
             raise self.fail_with
+        time.sleep(self.seconds_per_run)
         self.calls.append(kwargs)
         return type("FlowRun", (), {"id": uuid.uuid4()})()
 
@@ -43,12 +48,14 @@ def queue(sqs_client) -> str:
     )["QueueUrl"]
 
 
-def make_sensor(sqs_client, queue: str, prefect: RecordingPrefect) -> SqsSensor:
+def make_sensor(
+    sqs_client, queue: str, prefect: RecordingPrefect, visibility_s: int = 30
+) -> SqsSensor:
     settings = Settings(
         sqs_queue_url=queue,
         video_bucket_name=BUCKET,
         sqs_wait_time_seconds=0,
-        sqs_visibility_timeout_seconds=30,
+        sqs_visibility_timeout_seconds=visibility_s,
     )
     return SqsSensor(
         settings=settings,
@@ -153,4 +160,46 @@ def test_message_stays_when_the_run_cannot_be_created(sqs_client, queue):
     sensor = make_sensor(sqs_client, queue, prefect)
     with pytest.raises(OSError):
         sensor.poll_once()
+    assert visible_messages(sqs_client, queue) == 1
+
+
+def test_a_slow_hand_off_keeps_the_rest_of_the_batch_invisible(sqs_client, queue):
+    prefect = RecordingPrefect(seconds_per_run=0.5)
+    for job in range(6):
+        sqs_client.send_message(QueueUrl=queue, MessageBody=event(f"videos/7/{job}.mp4"))
+    sensor = make_sensor(sqs_client, queue, prefect, visibility_s=2)
+    stolen: list[str] = []
+    done = threading.Event()
+
+    def competing_consumer() -> None:
+        time.sleep(0.3)  # after the sensor's receive
+        while not done.is_set():
+            received = sqs_client.receive_message(
+                QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0
+            )
+            stolen.extend(message["MessageId"] for message in received.get("Messages", []))
+            time.sleep(0.2)
+
+    thief = threading.Thread(target=competing_consumer)
+    thief.start()
+    try:
+        assert sensor.poll_once() == 6
+    finally:
+        done.set()
+        thief.join()
+    assert len(prefect.calls) == 6
+    assert stolen == []  # 3 s of hand-off, 2 s of visibility: extended, never exposed
+    assert visible_messages(sqs_client, queue) == 0
+
+
+def test_messages_whose_runs_exist_are_deleted_even_when_a_later_one_fails(sqs_client, queue):
+    prefect = RecordingPrefect(fail_with=OSError("prefect api down"), fail_after=1)
+    sqs_client.send_message(QueueUrl=queue, MessageBody=event("videos/7/1.mp4"))
+    sqs_client.send_message(QueueUrl=queue, MessageBody=event("videos/7/2.mp4"))
+    sensor = make_sensor(sqs_client, queue, prefect)
+    with pytest.raises(OSError):
+        while sensor.counters.received < 2:
+            sensor.poll_once()
+    assert len(prefect.calls) == 1
+    assert sensor.counters.deleted == 1
     assert visible_messages(sqs_client, queue) == 1

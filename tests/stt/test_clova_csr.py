@@ -1,4 +1,4 @@
-"""The CLOVA CSR client against the fake server that follows contracts.md §3."""
+"""The CLOVA CSR client against the fake server that follows the documented API."""
 
 from collections.abc import Iterator
 from pathlib import Path

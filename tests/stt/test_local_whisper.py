@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 # One short sentence that the Whisper base model reliably renders in Hangul
-# (espeak-ng's Korean voice is too poor for longer text: see shared/local-stt.md).
+# (espeak-ng's Korean voice is too poor for longer text).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPOKEN_TEXT = "마케팅팀은 사용자 의견을 모아 주세요."
 CHUNK_START_S = 42.0

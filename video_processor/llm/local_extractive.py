@@ -1,4 +1,9 @@
-"""Offline extractive summary: the transcript's most representative sentences, in order."""
+"""Offline extractive summary: the transcript's most representative sentences, in order.
+
+It returns the same structured ``Summary`` as Claude: the summary paragraph, a title, key
+points (the top sentences, each citing the segment it was taken from), keywords and the
+transcript's language, so the demo and the result JSON have one shape.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,16 @@ import textwrap
 from collections import Counter
 
 from video_processor.errors import SummaryError
-from video_processor.models import Summary, Transcript
+from video_processor.models import KeyPoint, Summary, Transcript
 
 ENGINE = "local"
 MODEL = "extractive-v1"
 DEFAULT_MAX_CHARS = 500
 DEFAULT_MAX_SENTENCES = 5
+MAX_KEY_POINTS = 5
+KEY_POINT_MAX_CHARS = 120
+TITLE_MAX_CHARS = 40
+MAX_KEYWORDS = 8
 # Whisper often emits no punctuation at all: longer runs are cut at word boundaries.
 MAX_SENTENCE_CHARS = 200
 MIN_TOKEN_CHARS = 2
@@ -47,10 +56,15 @@ class LocalExtractiveSummarizer:
     def summarize(self, transcript: Transcript) -> Summary:
         """The top-scoring sentences in their original order, within ``max_chars``."""
         # Segment boundaries count as sentence boundaries: they are Whisper's own utterances.
-        text = "\n".join(segment.text for segment in transcript.segments).strip()
-        if not text:
+        width = min(MAX_SENTENCE_CHARS, self.max_chars)
+        located = [
+            (sentence, segment)
+            for segment in transcript.segments
+            for sentence in split_sentences(segment.text, width)
+        ]
+        if not located:
             raise SummaryError("transcript is empty")
-        sentences = split_sentences(text, min(MAX_SENTENCE_CHARS, self.max_chars))
+        sentences = [sentence for sentence, _ in located]
         scores = _scores(sentences)
         ranked = sorted(range(len(sentences)), key=lambda index: (-scores[index], index))
         chosen: list[int] = []
@@ -63,7 +77,27 @@ class LocalExtractiveSummarizer:
             if len(chosen) == self.max_sentences:
                 break
         summary = " ".join(sentences[index] for index in sorted(chosen))
-        return Summary(engine=ENGINE, model=MODEL, text=summary, input_tokens=0, output_tokens=0)
+        points = sorted(ranked[:MAX_KEY_POINTS])
+        key_points = [
+            KeyPoint(
+                text=_shorten(sentences[index], KEY_POINT_MAX_CHARS),
+                segment_ids=[located[index][1].id if located[index][1].id is not None else 0],
+                start_s=located[index][1].start_s,
+            )
+            for index in points
+        ]
+        return Summary(
+            engine=ENGINE,
+            model=MODEL,
+            text=summary,
+            title=_shorten(sentences[ranked[0]], TITLE_MAX_CHARS),
+            key_points=key_points,
+            keywords=_keywords(sentences),
+            language=transcript.language,
+            strategy="extractive",
+            input_tokens=0,
+            output_tokens=0,
+        )
 
 
 def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[str]:
@@ -88,6 +122,16 @@ def _scores(sentences: list[str]) -> list[float]:
         else 0.0
         for sentence_tokens in tokens
     ]
+
+
+def _shorten(text: str, max_chars: int) -> str:
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def _keywords(sentences: list[str]) -> list[str]:
+    """The most frequent content words (ties: first seen first)."""
+    counts = Counter(token for sentence in sentences for token in _tokens(sentence))
+    return [word for word, _ in counts.most_common(MAX_KEYWORDS)]
 
 
 def _tokens(sentence: str) -> list[str]:

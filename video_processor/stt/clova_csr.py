@@ -1,4 +1,4 @@
-"""Naver CLOVA Speech Recognition (CSR): one short audio per request (contracts.md §3)."""
+"""Naver CLOVA Speech Recognition (CSR): one short audio per request (at most 60 s, 3 MB)."""
 
 from __future__ import annotations
 

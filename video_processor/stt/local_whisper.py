@@ -42,8 +42,10 @@ _COPY_BUFFER_BYTES = 4 * 1024 * 1024
 _FILE_MODE = 0o644
 
 BEAM_SIZE = 1
-# Greedy first; two hotter retries when the output is repetitive or improbable (default: six).
-TEMPERATURES = (0.0, 0.4, 0.8)
+# Greedy decoding only, no sampled retries: the same audio always gives the same text.
+# Hotter retries (0.4, 0.8) on synthetic Korean speech turned repetitive output into
+# random junk or nothing at all, differently on every run; beam 5 looped more than greedy.
+TEMPERATURES = (0.0,)
 TIME_DECIMALS = 3
 
 _models: dict[tuple[Path, int], WhisperModel] = {}

@@ -1,0 +1,110 @@
+"""The automations that keep crashed runs from ending without a callback.
+
+- *zombie runs*: a `process-video` run whose heartbeats stop (pod evicted, node lost)
+  is marked Crashed. Flow runs emit heartbeats when PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+  is set (≥ 30 s); the window is a few missed heartbeats.
+- *crashed runs*: every Crashed `process-video` run starts `recover-crashed-run`.
+
+`ensure_automations` creates them or updates them in place (by name): idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from prefect.automations import AutomationCore
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, RunDeployment
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+
+ZOMBIE_AUTOMATION = "video-processor: crash zombie runs"
+CRASH_AUTOMATION = "video-processor: recover crashed runs"
+TERMINAL_EVENTS = {
+    "prefect.flow-run.Completed",
+    "prefect.flow-run.Failed",
+    "prefect.flow-run.Cancelled",
+    "prefect.flow-run.Crashed",
+}
+
+
+def _runs_of(deployment_id: UUID) -> dict[str, ResourceSpecification]:
+    return {
+        "match": ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
+        "match_related": ResourceSpecification(
+            {
+                "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                "prefect.resource.role": "deployment",
+            }
+        ),
+    }
+
+
+def desired_automations(
+    process_deployment_id: UUID, recovery_deployment_id: UUID, zombie_after_s: float
+) -> list[AutomationCore]:
+    zombie = AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        description="A process-video run whose heartbeats stopped is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *TERMINAL_EVENTS},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=zombie_after_s),
+            **_runs_of(process_deployment_id),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {zombie_after_s:.0f} s: the process or pod is gone",
+            )
+        ],
+    )
+    crashed = AutomationCore(
+        name=CRASH_AUTOMATION,
+        description="A crashed process-video run is rescheduled or reported FAILED.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Reactive,
+            threshold=1,
+            **_runs_of(process_deployment_id),
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=recovery_deployment_id,
+                # An explicit jinja kind renders a string; a bare "{{ flow_run.id }}" would be
+                # rendered through `tojson`, which cannot serialise the UUID.
+                parameters={
+                    "flow_run_id": {"__prefect_kind": "jinja", "template": "{{ flow_run.id }}"}
+                },
+            )
+        ],
+    )
+    return [zombie, crashed]
+
+
+def ensure_automations(
+    client: SyncPrefectClient,
+    process_deployment: str,
+    recovery_deployment: str,
+    zombie_after_s: float,
+) -> list[str]:
+    """Create or update the automations; returns their names."""
+    wanted = desired_automations(
+        client.read_deployment_by_name(process_deployment).id,
+        client.read_deployment_by_name(recovery_deployment).id,
+        zombie_after_s,
+    )
+    for automation in wanted:
+        existing = client.read_automations_by_name(automation.name)
+        if existing:
+            client.update_automation(existing[0].id, automation)
+        else:
+            client.create_automation(automation)
+    return [automation.name for automation in wanted]

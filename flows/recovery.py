@@ -1,0 +1,89 @@
+"""The `recover-crashed-run` flow: what happens to a `process-video` run that crashed.
+
+A run whose process or pod died (SIGKILL, OOM, eviction) ends Crashed: reported by its
+worker, or by the zombie automation when its heartbeats stop. The crash automation
+starts this flow for it, and this flow either reschedules the same run (its cached
+stages are not paid for again) or, past the bound, sends the FAILED callback.
+
+Its deployment allows one run at a time, so two recoveries of one crash never
+interleave: the second finds the run no longer Crashed and does nothing. Two Crashed
+states in a row (a worker's report and the zombie automation) count as one crash.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from uuid import UUID
+
+from prefect import flow
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.objects import State, StateType
+from prefect.states import AwaitingRetry
+
+from flows.tasks import send_callback
+from video_processor.errors import ErrorCode
+from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage
+from video_processor.models import FailedCallback, JobContext
+
+logger = get_logger("recovery")
+DEFAULT_MAX_RESCHEDULES = 2
+
+
+class Decision(StrEnum):
+    SKIP = "skip"
+    RESCHEDULE = "reschedule"
+    GIVE_UP = "give-up"
+
+
+def crash_count(states: list[State]) -> int:
+    """How many attempts crashed: consecutive Crashed states are one crash."""
+    crashes, previous = 0, None
+    for state in sorted(states, key=lambda state: state.timestamp):
+        if state.type is StateType.CRASHED and previous is not StateType.CRASHED:
+            crashes += 1
+        previous = state.type
+    return crashes
+
+
+def decide(current: StateType | None, crashes: int, max_reschedules: int) -> Decision:
+    if current is not StateType.CRASHED:
+        return Decision.SKIP
+    return Decision.RESCHEDULE if crashes <= max_reschedules else Decision.GIVE_UP
+
+
+def _recover(client: SyncPrefectClient, flow_run_id: UUID, max_reschedules: int) -> Decision:
+    flow_run = client.read_flow_run(flow_run_id)
+    job = JobContext.model_validate(flow_run.parameters["job"])
+    crashes = crash_count(client.read_flow_run_states(flow_run_id))
+    decision = decide(flow_run.state_type, crashes, max_reschedules)
+    log_stage(
+        logger,
+        "RECOVERY",
+        job_fields(job.job_id, job.user_id),
+        flow_run_id=str(flow_run_id),
+        crashes=crashes,
+        decision=decision,
+    )
+    if decision is Decision.RESCHEDULE:
+        message = f"rescheduled after crash {crashes} of at most {max_reschedules + 1}"
+        client.set_flow_run_state(flow_run_id, AwaitingRetry(message=message), force=True)
+    elif decision is Decision.GIVE_UP:
+        last = (flow_run.state.message if flow_run.state else None) or "no message"
+        send_callback(
+            job,
+            FailedCallback(
+                s3_bucket=job.bucket,
+                s3_key=job.key,
+                error_code=ErrorCode.UNKNOWN_ERROR,
+                error_message=f"the run crashed {crashes} times; last: {last}",
+            ),
+        )
+    return decision
+
+
+@flow(name="recover-crashed-run", flow_run_name="recover-{flow_run_id}")
+def recover_crashed_run(flow_run_id: UUID, max_reschedules: int = DEFAULT_MAX_RESCHEDULES) -> str:
+    """Reschedule a crashed `process-video` run, or send its FAILED callback."""
+    configure_json_logging()
+    with get_client(sync_client=True) as client:
+        return _recover(client, flow_run_id, max_reschedules).value
