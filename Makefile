@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack
+	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench
 
 test: lint typecheck
 	$(VENV)/bin/pytest -q
@@ -53,3 +53,9 @@ bench-summary: install  ## summary evaluation: local, fake Anthropic, and real C
 bench-accuracy: install  ## WER of the audio profiles on noisy real speech -> bench/results/accuracy.json
 	@scripts/install-system-deps.sh --bench
 	$(PY) -m bench.accuracy
+
+.PHONY: chaos
+N ?= 200
+CHAOS_ARGS ?=
+chaos: install  ## N jobs under kills, duplicates and faults -> bench/results/chaos.json (not in `make test`)
+	$(PY) -m bench.chaos --n $(N) $(CHAOS_ARGS)

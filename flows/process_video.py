@@ -7,6 +7,7 @@ import time
 from prefect import flow
 
 from flows import tasks
+from flows.artifacts import publish_run_artifacts
 from flows.engines import resolve_llm_engine, resolve_stt_engine
 from flows.hooks import report_failure
 from video_processor.config import Settings, SttEngineName, load_settings
@@ -92,6 +93,7 @@ def process_video(job: JobContext) -> str:
     result = build_result(job, manifest, stored, summary, timings, duration_ms)
     keys = tasks.with_retry_policy(tasks.store_result, settings)(job, result)
     tasks.with_retry_policy(tasks.send_callback, settings)(job, done_callback(result, keys))
+    publish_run_artifacts(result, manifest, keys, settings.result_bucket_name)
     tasks.clean_up_work_files(job, return_state=True)  # best effort: the job is done
     log_stage(
         logger,

@@ -8,7 +8,8 @@ their inputs, so a retried flow run resumes at the stage that failed.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
 from prefect.cache_policies import INPUTS, NO_CACHE
@@ -47,6 +48,8 @@ DEFAULT_RETRIES = 3
 DEFAULT_RETRY_DELAYS_S = [1.0, 2.0, 4.0]
 RETRY_JITTER_FACTOR = 0.2
 T = TypeVar("T", bound=Task[Any, Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -66,19 +69,28 @@ def with_retry_policy(stage_task: T, settings: Settings) -> T:
     )
 
 
+def stage_task(
+    name: str, *, cached: bool, task_run_name: str | None = None
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A stage's task: transient errors retried; `cached` stages keep their results in the
+    result storage by their inputs, so a retried run does not pay for them again."""
+    return task(
+        name=name,
+        task_run_name=task_run_name,
+        retries=DEFAULT_RETRIES,
+        retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+        retry_jitter_factor=RETRY_JITTER_FACTOR,
+        retry_condition_fn=retry_if_transient,
+        cache_policy=INPUTS if cached else NO_CACHE,
+        persist_result=cached,
+    )
+
+
 def s3_client(settings: Settings) -> Any:
     return load_block(AwsCredentials, settings.blocks.aws_credentials).get_s3_client()
 
 
-@task(
-    name="prepare-audio",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=INPUTS,
-    persist_result=True,
-)
+@stage_task("prepare-audio", cached=True)
 def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
     """Download the video and store its cleaned audio in S3 as STT-sized chunks."""
     settings = load_settings()
@@ -87,16 +99,7 @@ def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
     )
 
 
-@task(
-    name="transcribe-chunk",
-    task_run_name="transcribe-chunk-{chunk.index}",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=INPUTS,
-    persist_result=True,
-)
+@stage_task("transcribe-chunk", task_run_name="transcribe-chunk-{chunk.index}", cached=True)
 def transcribe_chunk(
     job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str
 ) -> list[TranscriptSegment]:
@@ -111,15 +114,7 @@ def transcribe_chunk(
         return stages.transcribe_chunk(client, stt, settings.result_bucket_name, chunk)
 
 
-@task(
-    name="transcribe-media",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=INPUTS,
-    persist_result=True,
-)
+@stage_task("transcribe-media", cached=True)
 def transcribe_media(
     job: JobContext, duration_s: float, engine: SttEngineName, language: str
 ) -> Transcript:
@@ -130,15 +125,7 @@ def transcribe_media(
         return stages.transcribe_media(s3_client(settings), long_form, job, duration_s)
 
 
-@task(
-    name="summarize",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=INPUTS,
-    persist_result=True,
-)
+@stage_task("summarize", cached=True)
 def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) -> Summary:
     """Summarise the transcript (cached: a retry never pays for it twice)."""
     summarizer = build_summarizer(engine, load_settings())
@@ -146,28 +133,14 @@ def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) ->
         return summarizer.summarize(transcript)
 
 
-@task(
-    name="store-result",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@stage_task("store-result", cached=False)
 def store_result(job: JobContext, result: ResultDocument) -> ResultKeys:
     """Write the result JSON and subtitles to their fixed keys in the result bucket."""
     settings = load_settings()
     return stages.store_result(s3_client(settings), settings.result_bucket_name, job, result)
 
 
-@task(
-    name="send-callback",
-    retries=DEFAULT_RETRIES,
-    retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
-    retry_jitter_factor=RETRY_JITTER_FACTOR,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@stage_task("send-callback", cached=False)
 def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int | None:
     """Record the job's final state in the outbox, then deliver it to the backend.
 

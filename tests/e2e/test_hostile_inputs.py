@@ -149,12 +149,16 @@ def submitted(stack: StackClient, tmp_path_factory: pytest.TempPathFactory) -> S
     # Envelopes and multi-record messages name objects that exist; their own uploads'
     # notifications map onto the same runs (same idempotency key).
     clip = make_tone_video(folder / "clip.mp4", seconds=2)
+    etags: dict[str, str] = {}
     for case in ("sns-envelope", "eventbridge", "multi-record-1", "multi-record-2"):
         jobs[case] = new_job_id()
-        stack.upload(clip, f"videos/hostile/{jobs[case]}.mp4")
-    inner = json.dumps(
-        {"Records": [s3_event(bucket, f"videos/hostile/{jobs['sns-envelope']}.mp4")]}
-    )
+        head = stack.upload(clip, f"videos/hostile/{jobs[case]}.mp4")
+        etags[case] = head["ETag"].strip('"')
+
+    def event_of(case: str) -> dict:
+        return s3_event(bucket, f"videos/hostile/{jobs[case]}.mp4", etag=etags[case])
+
+    inner = json.dumps({"Records": [event_of("sns-envelope")]})
     send(
         "sns-envelope",
         json.dumps(
@@ -178,7 +182,7 @@ def submitted(stack: StackClient, tmp_path_factory: pytest.TempPathFactory) -> S
                     "object": {
                         "key": f"videos/hostile/{jobs['eventbridge']}.mp4",
                         "size": 1,
-                        "etag": "e",
+                        "etag": etags["eventbridge"],
                     },
                 },
             }
@@ -186,14 +190,7 @@ def submitted(stack: StackClient, tmp_path_factory: pytest.TempPathFactory) -> S
     )
     send(
         "multi-record",
-        json.dumps(
-            {
-                "Records": [
-                    s3_event(bucket, f"videos/hostile/{jobs['multi-record-1']}.mp4"),
-                    s3_event(bucket, f"videos/hostile/{jobs['multi-record-2']}.mp4"),
-                ]
-            }
-        ),
+        json.dumps({"Records": [event_of("multi-record-1"), event_of("multi-record-2")]}),
     )
 
     jobs["deleted-before-download"] = new_job_id()

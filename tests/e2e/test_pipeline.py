@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 from prefect.states import AwaitingRetry
 
@@ -46,11 +47,24 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
     assert result["transcript_text"] == final["transcript"] != ""
     assert result["summary"]["text"] == final["summary"] != ""
     # 70 s of audio is two CLOVA requests: CSR refuses more than 60 s.
+    # Subtitles beside the result, named in the callback's meta.
+    srt = stack.s3().get_object(Bucket=stack.result_bucket, Key=final["meta"]["srt_s3_key"])
+    vtt = stack.s3().get_object(Bucket=stack.result_bucket, Key=final["meta"]["vtt_s3_key"])
+    assert final["meta"]["srt_s3_key"] == f"results/user-1/{job_id}.srt"
+    assert srt["Body"].read().decode().startswith("1\n00:00:00,000 --> ")
+    assert vtt["Body"].read().decode().startswith("WEBVTT")
     starts = [segment["start_s"] for segment in result["transcript"]["segments"]]
     assert starts == pytest.approx([0.0, CHUNK_SECONDS], abs=0.5)
     assert stack.stats("clova")["requests"] == 2
     stack.wait_for_empty_queue()
-    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
+    [run] = wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
+    with stack.prefect() as client:
+        artifacts = client.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+        )
+    kinds = {artifact.type: artifact for artifact in artifacts}
+    assert final["summary"] in str(kinds["markdown"].data)
+    assert "audio sent to STT" in str(kinds["table"].data)
     # Intermediate audio is removed once the result is stored.
     work = stack.s3().list_objects_v2(Bucket=stack.result_bucket, Prefix=f"work/user-1/{job_id}/")
     assert work.get("KeyCount", 0) == 0
