@@ -22,6 +22,7 @@ from prefect.events.schemas.events import ResourceSpecification
 
 ZOMBIE_AUTOMATION = "video-processor: crash zombie runs"
 CRASH_AUTOMATION = "video-processor: recover crashed runs"
+STARTED_EVENTS = {"prefect.flow-run.Pending", "prefect.flow-run.Running"}
 TERMINAL_EVENTS = {
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",
@@ -49,8 +50,10 @@ def desired_automations(
         name=ZOMBIE_AUTOMATION,
         description="A process-video run whose heartbeats stopped is marked Crashed.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", *TERMINAL_EVENTS},
+            # Not only after a heartbeat: a run whose process died before its first one
+            # (killed while Pending or just Running) would otherwise wait forever.
+            after={"prefect.flow-run.heartbeat", *STARTED_EVENTS},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Running", *TERMINAL_EVENTS},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,

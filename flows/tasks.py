@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
+import httpx
 from prefect import Task, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect_aws import AwsCredentials
 
@@ -52,12 +54,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _orchestration_hiccup(exc: BaseException) -> bool:
+    """The Prefect API itself was briefly unavailable (a busy server, a lost connection)."""
+    if isinstance(exc, ConcurrencySlotAcquisitionError | httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
     """Retry timeouts, throttling, 5xx and connection errors; never 4xx or bad input."""
     try:
         state.result()
     except Exception as exc:
-        return is_retryable(exc)
+        return is_retryable(exc) or _orchestration_hiccup(exc)
     return False
 
 

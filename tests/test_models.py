@@ -69,6 +69,8 @@ def test_done_callback_has_exactly_the_contract_fields():
         "stt_engine",
         "video_duration",
         "audio_quality",
+        "srt_s3_key",
+        "vtt_s3_key",
     }
 
 

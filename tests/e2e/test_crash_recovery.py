@@ -54,6 +54,7 @@ def test_killed_run_is_rescheduled_by_the_automations_and_ends_done(
 
     assert job["final"]["status"] == "DONE"
     assert len(job["callbacks"]) == 1
+    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
     assert len(stack.flow_runs_named(f"job-{job_id}")) == 1
     with stack.prefect() as client:
         states = [state.type for state in client.read_flow_run_states(run.id)]

@@ -18,6 +18,7 @@ from video_processor.models import (
     AudioManifest,
     JobContext,
     LlmUsage,
+    ResultKeys,
     StageTimings,
     Transcript,
     TranscriptSegment,
@@ -147,5 +148,5 @@ def test_result_json_carries_the_structured_summary_and_the_ledger_callback_a_st
     }
     assert {"title", "key_points", "keywords", "language", "text"} <= set(stored["summary"])
     assert stored["transcript"]["segments"][1]["id"] == 1
-    body = done_callback(result, "results/u/j.json").model_dump(mode="json")
+    body = done_callback(result, ResultKeys.for_job(job)).model_dump(mode="json")
     assert body["summary"] == summary.text and isinstance(body["summary"], str)
