@@ -25,10 +25,12 @@ class RecordingPrefect:
     fail_with: Exception | None = None
     fail_after: int | None = None
     seconds_per_run: float = 0.0
+    first_run: threading.Event = field(default_factory=threading.Event)
 
     def create_flow_run_from_deployment(self, deployment_id, **kwargs):
         if self.fail_with and (self.fail_after is None or len(self.calls) >= self.fail_after):
             raise self.fail_with
+        self.first_run.set()
         time.sleep(self.seconds_per_run)
         self.calls.append(kwargs)
         return type("FlowRun", (), {"id": uuid.uuid4()})()
@@ -172,7 +174,7 @@ def test_a_slow_hand_off_keeps_the_rest_of_the_batch_invisible(sqs_client, queue
     done = threading.Event()
 
     def competing_consumer() -> None:
-        time.sleep(0.3)  # after the sensor's receive
+        prefect.first_run.wait(timeout=30)  # the sensor holds the batch from here on
         while not done.is_set():
             received = sqs_client.receive_message(
                 QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0
