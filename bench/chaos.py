@@ -67,7 +67,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import REPO_ROOT, aws_client, read_stack_env
+from local_stack.stack import REPO_ROOT, aws_client, read_stack_env, stack_command
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results" / "chaos.json"
@@ -631,16 +631,6 @@ def collect(
 
 
 # --- stack lifetime --------------------------------------------------------------------
-
-
-def stack_command(command: str, folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", "fake"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
 
 
 def kill_leftovers(api_url: str) -> list[int]:

@@ -361,3 +361,16 @@ def aws_client(env: Mapping[str, str], service: str) -> Any:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_REGION"],
     ).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+def stack_command(
+    command: str, folder: Path, engines: str = FAKE_ENGINES
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m local_stack <command>` for a stack folder (how tests and benches drive it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", engines],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

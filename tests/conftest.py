@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +13,10 @@ from local_stack.stack import (
     LOCAL_ACCESS_KEY,
     LOCAL_REGION,
     LOCAL_SECRET_KEY,
-    REPO_ROOT,
     aws_client,
     free_port,
     read_stack_env,
+    stack_command,
     wait_until_ready,
 )
 from tests.e2e.stack_client import StackClient
@@ -56,26 +55,16 @@ def sqs_client(moto_env: dict[str, str]) -> Any:
     return aws_client(moto_env, "sqs")
 
 
-def _stack_command(command: str, folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", "fake"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackClient]:
     folder = tmp_path_factory.mktemp("stack")
-    started = _stack_command("up", folder)
+    started = stack_command("up", folder)
     if started.returncode != 0:
         pytest.fail(f"local stack failed to start:\n{started.stdout}\n{started.stderr}")
     try:
         yield StackClient(env=read_stack_env(folder), folder=folder)
     finally:
-        _stack_command("down", folder)
+        stack_command("down", folder)
 
 
 @pytest.fixture(autouse=True)
