@@ -20,7 +20,7 @@ from blocks.claude import ClaudeCredentials
 from blocks.clova import ClovaCsrCredentials
 from blocks.clova_speech import ClovaSpeechCredentials
 from flows.automations import ensure_automations
-from video_processor.config import Settings, concurrency_limits, load_settings
+from video_processor.config import Settings, concurrency_limits, load_settings, rate_limits
 from video_processor.errors import ConfigurationError
 from video_processor.logs import configure_json_logging, get_logger
 
@@ -104,11 +104,22 @@ def bootstrap_blocks(settings: Settings) -> list[str]:
 
 
 def ensure_concurrency_limits(client: SyncPrefectClient, settings: Settings) -> None:
-    """Create or resize every engine's global concurrency limit."""
+    """Create or resize every engine's global concurrency limit and configured rate limit."""
     for name, limit in concurrency_limits(settings).items():
         client.upsert_global_concurrency_limit_by_name(name, limit)
         logger.info(
             "concurrency limit", extra={"stage": "BOOTSTRAP", "limit": name, "slots": limit}
+        )
+    for name, rate in rate_limits(settings).items():
+        client.upsert_global_concurrency_limit_by_name(name, rate.slots, rate.per_second)
+        logger.info(
+            "rate limit",
+            extra={
+                "stage": "BOOTSTRAP",
+                "limit": name,
+                "slots": rate.slots,
+                "per_second": rate.per_second,
+            },
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
@@ -38,9 +40,14 @@ class ClaudeCredentials(Block):
     )
 
     def get_summarizer(
-        self, summary_max_chars: int | None = None, *, policy: SummaryPolicy | None = None
+        self,
+        summary_max_chars: int | None = None,
+        *,
+        policy: SummaryPolicy | None = None,
+        before_request: Callable[[], None] | None = None,
     ) -> ClaudeSummarizer:
-        """The summariser; ``policy`` (from settings) wins over ``summary_max_chars``."""
+        """The summariser; ``policy`` (from settings) wins over ``summary_max_chars``;
+        ``before_request`` runs before each Messages call (a rate limit)."""
         return ClaudeSummarizer(
             api_key=self.api_key.get_secret_value(),
             base_url=self.base_url,
@@ -49,4 +56,5 @@ class ClaudeCredentials(Block):
             timeout_s=self.timeout_seconds,
             summary_max_chars=summary_max_chars,
             policy=policy,
+            before_request=before_request,
         )

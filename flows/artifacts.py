@@ -1,10 +1,27 @@
-"""What a `process-video` run shows in the Prefect UI: its summary and its usage ledger."""
+"""What a `process-video` run shows in the Prefect UI: engine tags, summary, usage ledger."""
 
 from __future__ import annotations
 
+from prefect import get_client
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
 
-from video_processor.models import AudioManifest, ResultDocument, ResultKeys
+from video_processor.models import ResultDocument, ResultKeys
+
+
+def engine_tags(stt_engine: str, llm_engine: str) -> list[str]:
+    return [f"stt:{stt_engine}", f"llm:{llm_engine}"]
+
+
+def tag_run_with_engines(stt_engine: str, llm_engine: str) -> None:
+    """Add the engines the run resolved to its tags (the sensor only knows the user)."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    run = context.flow_run
+    tags = sorted({*run.tags, *engine_tags(stt_engine, llm_engine)})
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(run.id, tags=tags)
 
 
 def _timestamp(seconds: float) -> str:
@@ -28,33 +45,32 @@ def summary_markdown(result: ResultDocument, keys: ResultKeys, bucket: str) -> s
     )
 
 
-def usage_ledger(result: ResultDocument, manifest: AudioManifest) -> list[dict[str, object]]:
-    """Where the job's time and money went: stage times, audio sent to STT, LLM tokens."""
-    usage = result.summary.usage
+def ledger_table(result: ResultDocument) -> list[dict[str, object]]:
+    """The result's `meta` as a table: stage times, audio sent to STT, LLM tokens, retries."""
     stages = result.meta.stages
+    usage = result.meta.usage
     return [
         {"item": "download", "value": stages.download_ms, "unit": "ms"},
         {"item": "audio extraction", "value": stages.ffmpeg_ms, "unit": "ms"},
         {"item": "speech to text", "value": stages.stt_ms, "unit": "ms"},
         {"item": "summary", "value": stages.llm_ms, "unit": "ms"},
-        {"item": "audio sent to STT", "value": round(manifest.audio_duration_s, 1), "unit": "s"},
-        {"item": "STT chunks", "value": len(manifest.chunks), "unit": "requests"},
+        {"item": "audio sent to STT", "value": round(usage.audio_seconds_to_stt, 1), "unit": "s"},
+        {"item": "STT requests", "value": usage.stt_requests, "unit": "requests"},
         {"item": "LLM calls", "value": usage.llm_calls, "unit": "calls"},
-        {"item": "LLM input tokens", "value": usage.input_tokens, "unit": "tokens"},
-        {"item": "LLM output tokens", "value": usage.output_tokens, "unit": "tokens"},
-        {"item": "LLM cache reads", "value": usage.cache_read_input_tokens, "unit": "tokens"},
-        {"item": "LLM cache writes", "value": usage.cache_creation_input_tokens, "unit": "tokens"},
+        {"item": "LLM input tokens", "value": usage.llm_input_tokens, "unit": "tokens"},
+        {"item": "LLM output tokens", "value": usage.llm_output_tokens, "unit": "tokens"},
+        {"item": "LLM cache reads", "value": usage.llm_cache_read_tokens, "unit": "tokens"},
+        {"item": "LLM cache writes", "value": usage.llm_cache_write_tokens, "unit": "tokens"},
+        {"item": "task retries", "value": usage.task_retries, "unit": "retries"},
     ]
 
 
-def publish_run_artifacts(
-    result: ResultDocument, manifest: AudioManifest, keys: ResultKeys, bucket: str
-) -> None:
+def publish_run_artifacts(result: ResultDocument, keys: ResultKeys, bucket: str) -> None:
     create_markdown_artifact(
         markdown=summary_markdown(result, keys, bucket),
         description=f"Summary of job {result.job_id}",
     )
     create_table_artifact(
-        table=usage_ledger(result, manifest),
+        table=ledger_table(result),
         description=f"Usage ledger of job {result.job_id}",
     )

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TypeVar
 
 from prefect.blocks.core import Block
+from prefect.concurrency.sync import rate_limit
 
 from blocks import ClaudeCredentials, ClovaCsrCredentials, ClovaSpeechCredentials, load_block
-from video_processor.config import LlmEngineName, Settings, SttEngineName
+from video_processor.config import (
+    LlmEngineName,
+    Settings,
+    SttEngineName,
+    rate_limit_name,
+    rate_limits,
+)
 from video_processor.errors import ConfigurationError
 from video_processor.llm.base import Summarizer, SummaryPolicy
 from video_processor.llm.local_extractive import LocalExtractiveSummarizer
@@ -70,8 +79,19 @@ def build_media_engine(settings: Settings) -> ClovaSpeechLongForm:
     return block.get_engine(language=settings.stt_language)
 
 
+def request_throttle(kind: str, engine: str, settings: Settings) -> Callable[[], None] | None:
+    """Waits for a slot of the engine's configured rate limit; None when it has none."""
+    name = rate_limit_name(kind, engine)
+    if name not in rate_limits(settings):
+        return None
+    return functools.partial(rate_limit, name, occupy=1, strict=True)
+
+
 def build_summarizer(name: LlmEngineName, settings: Settings) -> Summarizer:
     if name is LlmEngineName.CLAUDE:
         claude = _require(ClaudeCredentials, settings.blocks.claude, "LLM_ENGINE")
-        return claude.get_summarizer(policy=SummaryPolicy.from_settings(settings))
+        return claude.get_summarizer(
+            policy=SummaryPolicy.from_settings(settings),
+            before_request=request_throttle("llm", name, settings),
+        )
     return LocalExtractiveSummarizer(max_chars=settings.summary_max_chars)

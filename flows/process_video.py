@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows import tasks
-from flows.artifacts import publish_run_artifacts
+from flows.artifacts import publish_run_artifacts, tag_run_with_engines
+from flows.deadline import Progress, job_deadline
 from flows.engines import resolve_llm_engine, resolve_stt_engine
 from flows.hooks import report_failure
+from flows.retry_tally import retries_of
 from video_processor.config import Settings, SttEngineName, load_settings
 from video_processor.llm.gate import screen_for_summary, transcript_to_store
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage, stage
@@ -53,10 +56,16 @@ def process_video(job: JobContext) -> str:
     """Video → audio → transcript → summary → result JSON in S3 → DONE callback."""
     settings = load_settings()
     configure_json_logging(settings.log_level)
+    with job_deadline(settings.job_timeout_seconds) as progress:
+        return _process(job, settings, progress)
+
+
+def _process(job: JobContext, settings: Settings, progress: Progress) -> str:
     context = job_fields(job.job_id, job.user_id)
     started = time.monotonic()
     stt_engine = resolve_stt_engine(settings)
     llm_engine = resolve_llm_engine(settings)
+    tag_run_with_engines(stt_engine, llm_engine)
     log_stage(
         logger, "JOB_START", context, s3_key=job.key, stt_engine=stt_engine, llm_engine=llm_engine
     )
@@ -64,12 +73,14 @@ def process_video(job: JobContext) -> str:
     manifest = tasks.with_retry_policy(tasks.prepare_audio, settings)(
         job, AudioOptions.from_settings(settings)
     )
+    progress.stage = "stt"
     with stage(logger, "STT", context, engine=stt_engine, chunks=len(manifest.chunks)) as stt:
         transcript = transcribe(job, manifest, stt_engine, settings)
         stt.update(segments=len(transcript.segments), transcript_length=len(transcript.text))
     # Quality gate (raises TranscriptRejected: STT_BAD_RESPONSE) and PII masking, then the LLM.
     screened = screen_for_summary(transcript, manifest.audio_duration_s, settings)
     log_stage(logger, "TRANSCRIPT_CHECKED", context, **screened.report.model_dump())
+    progress.stage = "llm"
     with stage(logger, "LLM", context, engine=llm_engine) as llm:
         summary = tasks.with_retry_policy(tasks.summarize, settings)(
             job, screened.transcript, llm_engine
@@ -82,6 +93,7 @@ def process_video(job: JobContext) -> str:
         )
         llm.update(model=summary.model, summary_length=len(summary.text))
 
+    progress.stage = "result"
     timings = StageTimings(
         download_ms=manifest.download_ms,
         ffmpeg_ms=manifest.ffmpeg_ms,
@@ -90,10 +102,11 @@ def process_video(job: JobContext) -> str:
     )
     duration_ms = int((time.monotonic() - started) * 1000)
     stored = transcript_to_store(transcript, settings)
-    result = build_result(job, manifest, stored, summary, timings, duration_ms)
+    retries = retries_of(str(flow_run.id))
+    result = build_result(job, manifest, stored, summary, timings, duration_ms, retries)
     keys = tasks.with_retry_policy(tasks.store_result, settings)(job, result)
     tasks.with_retry_policy(tasks.send_callback, settings)(job, done_callback(result, keys))
-    publish_run_artifacts(result, manifest, keys, settings.result_bucket_name)
+    publish_run_artifacts(result, keys, settings.result_bucket_name)
     tasks.clean_up_work_files(job, return_state=True)  # best effort: the job is done
     log_stage(
         logger,

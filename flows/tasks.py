@@ -20,7 +20,13 @@ from prefect.concurrency.sync import concurrency
 from prefect_aws import AwsCredentials
 
 from blocks import BackendCallback, load_block
-from flows.engines import build_media_engine, build_stt_engine, build_summarizer
+from flows.engines import (
+    build_media_engine,
+    build_stt_engine,
+    build_summarizer,
+    request_throttle,
+)
+from flows.retry_tally import count_retries
 from video_processor import outbox, s3, stages
 from video_processor.config import (
     LlmEngineName,
@@ -92,6 +98,7 @@ def stage_task(
         retry_condition_fn=retry_if_transient,
         cache_policy=INPUTS if cached else NO_CACHE,
         persist_result=cached,
+        on_completion=[count_retries],
     )
 
 
@@ -119,7 +126,10 @@ def transcribe_chunk(
     settings = load_settings()
     stt = build_stt_engine(engine, settings)
     client = s3_client(settings)
+    throttle = request_throttle("stt", engine, settings)
     with concurrency(concurrency_limit_name("stt", engine), occupy=1, strict=True):
+        if throttle is not None:
+            throttle()
         return stages.transcribe_chunk(client, stt, settings.result_bucket_name, chunk)
 
 

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from video_processor.config import AudioProfile, BlockNames, Settings, load_settings
+from video_processor.config import (
+    AudioProfile,
+    BlockNames,
+    RateLimit,
+    Settings,
+    load_settings,
+    rate_limits,
+)
 from video_processor.errors import ConfigurationError
 
 
@@ -56,3 +63,14 @@ def test_env_example_names_every_variable_and_loads(monkeypatch: pytest.MonkeyPa
     settings = load_settings()
     assert settings.aws_access_key_id is None  # empty means unset
     assert settings.whisper_model_dir is None
+
+
+def test_rate_limits_exist_only_when_configured(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert rate_limits(load_settings()) == {}
+    monkeypatch.setenv("CLOVA_CSR_REQUESTS_PER_SECOND", "2.5")
+    monkeypatch.setenv("CLAUDE_REQUESTS_PER_MINUTE", "50")
+    assert rate_limits(load_settings()) == {
+        "rate-stt-clova-csr": RateLimit(slots=3, per_second=2.5),
+        "rate-llm-claude": RateLimit(slots=50, per_second=50 / 60),
+    }

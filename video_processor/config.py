@@ -6,6 +6,8 @@ which stores them in Prefect blocks; flow runs load credentials from those block
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -137,6 +139,9 @@ class Settings(BaseSettings):
     clova_speech_concurrency: Annotated[int, Field(ge=1)] = 4
     claude_concurrency: Annotated[int, Field(ge=1)] = 4
     local_engine_concurrency: Annotated[int, Field(ge=1)] = 2
+    # Provider rate limits (Prefect limits with slot decay); 0 means none is applied.
+    clova_csr_requests_per_second: Annotated[float, Field(ge=0)] = 0.0
+    claude_requests_per_minute: Annotated[float, Field(ge=0)] = 0.0
 
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
@@ -148,6 +153,7 @@ class Settings(BaseSettings):
     max_video_duration_seconds: Annotated[float, Field(gt=0)] = 3 * 3600.0
     whisper_model_dir: Path | None = None
 
+    job_timeout_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     process_video_deployment: str = "process-video/process-video-local"
     recovery_deployment: str = "recover-crashed-run/recover-crashed-run"
     zombie_after_seconds: Annotated[float, Field(ge=60)] = 90.0
@@ -170,6 +176,35 @@ def concurrency_limits(settings: Settings) -> dict[str, int]:
         concurrency_limit_name("llm", LlmEngineName.CLAUDE): settings.claude_concurrency,
         concurrency_limit_name("llm", LlmEngineName.LOCAL): settings.local_engine_concurrency,
     }
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A Prefect global limit with slot decay: a burst of `slots`, refilled at `per_second`."""
+
+    slots: int
+    per_second: float
+
+
+def rate_limit_name(kind: str, engine: str) -> str:
+    """The Prefect rate limit on an engine's requests (`rate-llm-claude`)."""
+    return f"rate-{concurrency_limit_name(kind, engine)}"
+
+
+def rate_limits(settings: Settings) -> dict[str, RateLimit]:
+    """The configured provider rate limits (created by the bootstrap)."""
+    limits: dict[str, RateLimit] = {}
+    if settings.clova_csr_requests_per_second:
+        per_second = settings.clova_csr_requests_per_second
+        limits[rate_limit_name("stt", SttEngineName.CLOVA_CSR)] = RateLimit(
+            slots=max(1, math.ceil(per_second)), per_second=per_second
+        )
+    if settings.claude_requests_per_minute:
+        per_minute = settings.claude_requests_per_minute
+        limits[rate_limit_name("llm", LlmEngineName.CLAUDE)] = RateLimit(
+            slots=max(1, math.ceil(per_minute)), per_second=per_minute / 60
+        )
+    return limits
 
 
 def load_settings() -> Settings:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from video_processor.config import AudioProfile, Settings
 from video_processor.errors import ErrorCode
 
-RESULT_SCHEMA_VERSION = "1.1"  # 1.1: structured summary, segment ids, LLM usage
+RESULT_SCHEMA_VERSION = "1.2"  # 1.1: structured summary, segment ids, LLM usage; 1.2: meta.usage
 
 # videos/{user_id}/{job_id}.{ext}; ids are word characters or dashes, never separators.
 VIDEO_KEY_PATTERN = re.compile(
@@ -234,6 +234,19 @@ class StageTimings(Frozen):
     llm_ms: int = 0
 
 
+class UsageLedger(Frozen):
+    """What a job consumed: the run's ledger artifact shows the same figures."""
+
+    audio_seconds_to_stt: float = 0.0
+    stt_requests: int = 0
+    llm_calls: int = 0
+    llm_input_tokens: int = 0
+    llm_output_tokens: int = 0
+    llm_cache_read_tokens: int = 0
+    llm_cache_write_tokens: int = 0
+    task_retries: int = 0
+
+
 class ResultMeta(Frozen):
     duration_ms: int
     model: str
@@ -241,6 +254,7 @@ class ResultMeta(Frozen):
     video_duration: float
     audio_quality: str
     stages: StageTimings
+    usage: UsageLedger = Field(default_factory=UsageLedger)
 
 
 class ResultDocument(Frozen):

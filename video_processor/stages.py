@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from video_processor import audio, s3, subtitles
+from video_processor.config import SttEngineName
 from video_processor.errors import AudioError, PipelineError, error_code_of
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
@@ -30,6 +31,7 @@ from video_processor.models import (
     Summary,
     Transcript,
     TranscriptSegment,
+    UsageLedger,
 )
 from video_processor.stt.base import SpeechToText
 from video_processor.stt.clova_speech import ClovaSpeechLongForm, MediaSource
@@ -142,6 +144,26 @@ def store_result(client: Any, bucket: str, job: JobContext, result: ResultDocume
     return keys
 
 
+def usage_ledger(
+    manifest: AudioManifest, transcript: Transcript, summary: Summary, task_retries: int
+) -> UsageLedger:
+    """Audio and requests sent to STT, LLM tokens and retries of one job."""
+    whole_media = transcript.engine == SttEngineName.CLOVA_SPEECH
+    usage = summary.usage
+    return UsageLedger(
+        audio_seconds_to_stt=round(
+            manifest.video_duration_s if whole_media else manifest.audio_duration_s, 3
+        ),
+        stt_requests=1 if whole_media else len(manifest.chunks),
+        llm_calls=usage.llm_calls,
+        llm_input_tokens=usage.input_tokens,
+        llm_output_tokens=usage.output_tokens,
+        llm_cache_read_tokens=usage.cache_read_input_tokens,
+        llm_cache_write_tokens=usage.cache_creation_input_tokens,
+        task_retries=task_retries,
+    )
+
+
 def build_result(
     job: JobContext,
     manifest: AudioManifest,
@@ -149,6 +171,7 @@ def build_result(
     summary: Summary,
     timings: StageTimings,
     duration_ms: int,
+    task_retries: int = 0,
 ) -> ResultDocument:
     return ResultDocument(
         job_id=job.job_id,
@@ -165,6 +188,7 @@ def build_result(
             video_duration=manifest.video_duration_s,
             audio_quality=manifest.audio_filter,
             stages=timings,
+            usage=usage_ledger(manifest, transcript, summary, task_retries),
         ),
     )
 

@@ -65,7 +65,7 @@ def run_bootstrap(stack: StackClient, **overrides: str) -> None:
 def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackClient):
     with temporary_settings(updates={PREFECT_API_URL: stack.env["PREFECT_API_URL"]}):
         before = ClaudeCredentials.load("claude")
-        run_bootstrap(stack, CLAUDE_MAX_TOKENS="777")
+        run_bootstrap(stack, CLAUDE_MAX_TOKENS="777", CLAUDE_REQUESTS_PER_MINUTE="90")
         try:
             after = ClaudeCredentials.load("claude")
             assert after._block_document_id == before._block_document_id
@@ -76,6 +76,11 @@ def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackCli
             assert credentials.aws_client_parameters.endpoint_url == stack.env["AWS_ENDPOINT_URL"]
             backend = BackendCallback.load("backend-callback")
             assert backend.base_url == stack.env["BACKEND_BASE_URL"]
+            with stack.prefect() as client:
+                concurrency = client.read_global_concurrency_limit_by_name("llm-claude")
+                rate = client.read_global_concurrency_limit_by_name("rate-llm-claude")
+            assert concurrency.slot_decay_per_second == 0
+            assert (rate.limit, rate.slot_decay_per_second) == (90, 1.5)
         finally:
             run_bootstrap(stack)
 

@@ -26,6 +26,7 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
 ) -> None:
     job_id = new_job_id()
     video = make_tone_video(tmp_path / "talk.mp4", seconds=70)
+    stack.inject("clova", {"status": 500})  # one chunk is retried alone, and counted
     stack.upload(video, f"videos/user-1/{job_id}.mp4")
 
     job = stack.wait_for_callbacks(job_id)
@@ -42,7 +43,7 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
     assert final["s3_key"] == f"videos/user-1/{job_id}.mp4"
     assert final["meta"]["stt_engine"] == "clova-csr"
     result = stack.result(final["result_s3_key"])
-    assert result["schema_version"] == "1.1"
+    assert result["schema_version"] == "1.2"
     assert result["summary"]["key_points"] and result["summary"]["usage"]["llm_calls"] >= 1
     assert result["transcript_text"] == final["transcript"] != ""
     assert result["summary"]["text"] == final["summary"] != ""
@@ -55,16 +56,22 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
     assert vtt["Body"].read().decode().startswith("WEBVTT")
     starts = [segment["start_s"] for segment in result["transcript"]["segments"]]
     assert starts == pytest.approx([0.0, CHUNK_SECONDS], abs=0.5)
-    assert stack.stats("clova")["requests"] == 2
+    assert stack.stats("clova")["requests"] == 3
+    usage = result["meta"]["usage"]
+    assert usage["stt_requests"] == 2 and usage["audio_seconds_to_stt"] == pytest.approx(70, abs=1)
+    assert usage["task_retries"] == 1
+    assert usage["llm_output_tokens"] == result["summary"]["usage"]["output_tokens"] > 0
     stack.wait_for_empty_queue()
     [run] = wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
+    assert {"user:user-1", "stt:clova-csr", "llm:claude"} <= set(run.tags)
     with stack.prefect() as client:
         artifacts = client.read_artifacts(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
         )
     kinds = {artifact.type: artifact for artifact in artifacts}
     assert final["summary"] in str(kinds["markdown"].data)
-    assert "audio sent to STT" in str(kinds["table"].data)
+    ledger = {row["item"]: row["value"] for row in json.loads(str(kinds["table"].data))}
+    assert ledger["task retries"] == 1 and ledger["STT requests"] == 2
     # Intermediate audio is removed once the result is stored.
     work = stack.s3().list_objects_v2(Bucket=stack.result_bucket, Prefix=f"work/user-1/{job_id}/")
     assert work.get("KeyCount", 0) == 0

@@ -68,6 +68,7 @@ def summarizer(
     max_tokens: int = 2000,
     timeout_s: float = 5,
     policy: SummaryPolicy | None = None,
+    before_request=None,
 ):
     return ClaudeSummarizer(
         api_key=key,
@@ -76,6 +77,7 @@ def summarizer(
         base_url=fake.url,
         timeout_s=timeout_s,
         policy=policy or SummaryPolicy(min_chars=50, max_chars=800),
+        before_request=before_request,
     )
 
 
@@ -198,6 +200,17 @@ def test_two_hour_transcript_goes_map_reduce_with_citations_preserved(fake):
     assert starts[0] < 3600 < starts[-1]  # the whole video, not its first hour
     assert 100 <= len(summary.text) <= 800
     assert summary.usage.cache_read_input_tokens > 0  # the fixed prefix is reused
+
+
+def test_the_rate_limit_hook_runs_before_every_messages_call(fake):
+    waits: list[int] = []
+    policy = SummaryPolicy(
+        min_chars=100, max_chars=800, single_call_max_input_tokens=20_000,
+        chunk_max_input_tokens=8_000,
+    )  # fmt: skip
+    hook = lambda: waits.append(requests_to(fake, "/v1/messages"))  # noqa: E731
+    summary = summarizer(fake, policy=policy, before_request=hook).summarize(two_hour_transcript())
+    assert waits == list(range(summary.usage.llm_calls))  # each wait precedes its call
 
 
 def test_two_hour_transcript_with_the_default_budgets(fake):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -112,8 +112,11 @@ class ClaudeSummarizer:
         timeout_s: float = 120.0,
         summary_max_chars: int | None = None,
         policy: SummaryPolicy | None = None,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
+        """``before_request`` runs before every Messages call (the orchestrator's rate limit)."""
         self.model = model
+        self._before_request = before_request
         self._max_tokens = max_tokens
         if policy is None:
             policy = SummaryPolicy(
@@ -320,6 +323,8 @@ class ClaudeSummarizer:
             estimate_tokens(json.dumps(m["content"], ensure_ascii=False)) for m in messages
         )
         ledger.check(planned)
+        if self._before_request is not None:
+            self._before_request()
         try:
             reply = self._client.messages.create(
                 model=self.model,
