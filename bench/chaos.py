@@ -9,7 +9,7 @@ stack (``--engines fake``) in a temporary folder, then at the same time:
   a few seconds to a minute after the upload (as SQS may redeliver);
 - keeps ``--fault-ratio`` (5 %) of the requests to the fake CLOVA CSR and Anthropic
   servers failing: each second it queues faults (HTTP 500/502/503, or a 4 s stall that
-  outlasts the clients' 3 s timeout) so that faults ≈ ratio × requests served;
+  outlasts the clients' 5 s timeout) so that faults ≈ ratio × requests served;
 - SIGKILLs the sensor ``--sensor-kill-seconds`` (20 s ±25 %) after it is up (serves
   /metrics) and restarts it with the command line and environment the stack gave it
   (read from /proc); on a loaded machine its start alone takes 10-20 s;
@@ -77,7 +77,7 @@ VIDEO_SECONDS = 2.5
 COMPANION_SUFFIXES = (".callback.json", ".srt", ".vtt")
 FAULT_TARGETS = ("FAKE_CLOVA_URL", "FAKE_ANTHROPIC_URL")
 FAULT_STATUSES = (500, 502, 503)
-FAULT_TIMEOUT_S = 4.0  # the clients give up after 3 s in fake mode, then retry
+FAULT_TIMEOUT_S = 6.0  # the clients give up after 5 s in fake mode, then retry
 FAULT_TIMEOUT_SHARE = 0.4
 FAULTS_PER_TICK_MAX = 2  # fewer than a task's attempts: a burst cannot fail one job alone
 FAULT_TICK_S = 1.0

@@ -23,6 +23,10 @@ to it cacheable when it has at least ``MIN_CACHEABLE_TOKENS``; the first request
 it (``cache_creation_input_tokens``), later ones read it (``cache_read_input_tokens``),
 and ``input_tokens`` counts only the rest, as the real API reports.
 
+``GET /__admin/stats`` holds ``last_request``: the validated body of the last Messages
+request that reached the model (status faults answer before it), so tests can read the
+exact prompt the pipeline sent; ``POST /__admin/reset`` forgets it.
+
 Run it alone with ``python -m local_stack.fake_anthropic --port 8092``.
 """
 
@@ -402,6 +406,7 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         self._cache_read_tokens = 0
         self._cache_creation_tokens = 0
         self._cached_prefixes: set[str] = set()
+        self._last_request: dict[str, JsonValue] | None = None
 
     def accepts_faults(self, request: Request) -> bool:
         return request.method == "POST" and request.path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
@@ -409,7 +414,11 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
     def route(self, request: Request, fault: Fault | None) -> Response:
         if request.method == "POST" and request.path == MESSAGES_PATH:
             messages = self._parse(request, MessagesRequest)
-            return messages if isinstance(messages, Response) else self._reply(messages, fault)
+            if isinstance(messages, Response):
+                return messages
+            with self._lock:
+                self._last_request = messages.model_dump(mode="json", exclude_none=True)
+            return self._reply(messages, fault)
         if request.method == "POST" and request.path == COUNT_TOKENS_PATH:
             counted = self._parse(request, CountTokensRequest)
             if isinstance(counted, Response):
@@ -579,6 +588,7 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
                 "output_tokens": self._output_tokens,
                 "cache_read_input_tokens": self._cache_read_tokens,
                 "cache_creation_input_tokens": self._cache_creation_tokens,
+                "last_request": self._last_request,
             }
 
     def reset_state(self) -> None:
@@ -589,6 +599,7 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
             self._cache_read_tokens = 0
             self._cache_creation_tokens = 0
             self._cached_prefixes.clear()
+            self._last_request = None
 
 
 def request_id(request: Request) -> str:

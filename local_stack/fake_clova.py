@@ -5,6 +5,11 @@ service's order, audio decoding with the real ``ffprobe`` (format, 60 s and 16 k
 limits), and a ``{"text": ...}`` reply after a configurable latency. Every error uses
 the gateway envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
 
+Every audio is "heard" as the one configured text ("" when it is silent). ``{call}`` in the
+text becomes the number of the recognised call (1, 2, ...), so that the chunks of a long
+video read differently, as real speech does (one text repeated across many chunks is
+what the pipeline's quality gate rejects as an STT loop).
+
 Run it alone with ``python -m local_stack.fake_clova --port 8091``.
 """
 
@@ -49,6 +54,7 @@ MAX_VOLUME_PATTERN = re.compile(r"max_volume: (?P<db>-?[\d.]+|-inf) dB")
 DEFAULT_API_KEY_ID = "test-clova-key-id"
 DEFAULT_API_KEY = "test-clova-key"
 DEFAULT_TEXT = "안녕하세요 테스트 음성입니다"
+CALL_PLACEHOLDER = "{call}"
 
 # The error each status fault answers with unless the fault overrides the body.
 FAULT_ERRORS: dict[int, tuple[str, str]] = {
@@ -71,7 +77,7 @@ class ClovaConfig(BaseModel):
 
     api_key_id: str = DEFAULT_API_KEY_ID
     api_key: str = DEFAULT_API_KEY
-    text: str = DEFAULT_TEXT
+    text: str = DEFAULT_TEXT  # "{call}" in it becomes the recognised call's number
     base_latency_s: float = Field(default=0.0, ge=0)
     per_audio_second_s: float = Field(default=0.0, ge=0)
 
@@ -191,7 +197,9 @@ class FakeClova(FakeService[ClovaConfig]):
         with self._lock:
             self._audio_seconds += probe.duration_s
             self._recognized += 1
-        return json_response(200, {"text": "" if is_silent(request.body) else config.text})
+            call = self._recognized
+        text = "" if is_silent(request.body) else config.text.replace(CALL_PLACEHOLDER, str(call))
+        return json_response(200, {"text": text})
 
     def _refusal(self, request: Request, config: ClovaConfig) -> Response | None:
         """The first gateway or STT0xx refusal that applies before decoding, if any."""
@@ -239,7 +247,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = cli_parser("Fake Naver CLOVA Speech Recognition (CSR).")
     parser.add_argument("--api-key-id", default=DEFAULT_API_KEY_ID)
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--text", default=DEFAULT_TEXT, help="the transcript every call returns")
+    parser.add_argument(
+        "--text", default=DEFAULT_TEXT, help="what every call hears ({call}: its number)"
+    )
     parser.add_argument("--base-latency-s", type=float, default=0.0)
     parser.add_argument("--per-audio-second-s", type=float, default=0.0)
     args = parser.parse_args(argv)

@@ -27,6 +27,8 @@ PICTURE_SIZE = "320x240"
 PICTURE_FPS = 5
 TINY_PICTURE_SIZE = "160x120"
 TINY_PICTURE_FPS = 1
+LONG_PICTURE_SIZE = "64x48"
+LONG_TONE_TREMOLO_DEPTH = 0.9
 RATE_MAX_DENOMINATOR = 1_000
 AUDIO_SAMPLE_RATE_HZ = 16_000
 AUDIO_BITRATE = "48k"
@@ -67,6 +69,23 @@ def make_tone_video(path: Path, seconds: float) -> Path:
         f":s={AUDIO_SAMPLE_RATE_HZ}:d={_positive(seconds)}"
     )
     return _ffmpeg([*_tiny_picture(seconds), "-f", "lavfi", "-i", tone, *_H264, *_AAC], path)
+
+
+def make_long_tone_video(path: Path, seconds: float) -> Path:
+    """Like ``make_tone_video``, made fast enough for half an hour or more.
+
+    A flat 64x48 1 fps picture and ffmpeg's ``sine`` source with a syllable-rate
+    ``tremolo`` (never below a tenth of full scale, so no stretch is silent): 30 minutes
+    take a few seconds, where ``aevalsrc`` evaluates its expression per sample.
+    """
+    duration = _positive(seconds)
+    picture = f"color=c=gray:size={LONG_PICTURE_SIZE}:rate={TINY_PICTURE_FPS}:d={duration}"
+    tone = (
+        f"sine=frequency={TONE_FREQUENCY_HZ}:sample_rate={AUDIO_SAMPLE_RATE_HZ}:duration={duration},"
+        f"tremolo=f={TONE_SYLLABLE_RATE_HZ}:d={LONG_TONE_TREMOLO_DEPTH}"
+    )
+    audio = ["-f", "lavfi", "-i", tone, *_AAC, "-ac", "1"]
+    return _ffmpeg(["-f", "lavfi", "-i", picture, *audio, *_H264, "-shortest"], path)
 
 
 def make_video_without_audio(path: Path, seconds: float) -> Path:

@@ -199,8 +199,8 @@ class Stack:
             self.env.update(
                 # The fakes fail and stall on demand; tests need not wait for long.
                 RETRY_DELAY_SECONDS="0.2",
-                CLOVA_TIMEOUT_SECONDS="3",
-                CLAUDE_TIMEOUT_SECONDS="3",
+                CLOVA_TIMEOUT_SECONDS="5",
+                CLAUDE_TIMEOUT_SECONDS="5",
                 CLOVA_STT_URL=f"http://127.0.0.1:{clova_port}/recog/v1/stt?lang=Kor",
                 CLOVA_API_KEY_ID=clova_key_id,
                 CLOVA_API_KEY=clova_key,

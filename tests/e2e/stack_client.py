@@ -70,6 +70,11 @@ class StackClient:
         body = self.s3().get_object(Bucket=self.result_bucket, Key=key)["Body"].read()
         return dict(json.loads(body))
 
+    def result_text(self, key: str) -> str:
+        """A text object of the result bucket (subtitles), decoded as UTF-8."""
+        body: bytes = self.s3().get_object(Bucket=self.result_bucket, Key=key)["Body"].read()
+        return body.decode()
+
     def fake(self, name: str) -> str:
         return {
             "clova": self.env["FAKE_CLOVA_URL"],
@@ -85,6 +90,12 @@ class StackClient:
         httpx.post(
             f"{self.fake(name)}/__admin/faults", json={"faults": list(faults)}, timeout=5
         ).raise_for_status()
+
+    def configure(self, name: str, **changes: Any) -> dict[str, Any]:
+        """Change part of the fake's runtime config (``reset`` restores its start config)."""
+        response = httpx.post(f"{self.fake(name)}/__admin/config", json=changes, timeout=5)
+        response.raise_for_status()
+        return dict(response.json())
 
     def reset(self, name: str) -> None:
         """Drop the fake's pending faults, counters and records."""

@@ -351,7 +351,7 @@ FAULT_CASES: list[tuple[str, str, list[dict[str, Any]], str, str | None]] = [
     (
         "clova-timeout",
         "clova",
-        [{"kind": "timeout", "seconds": 5, "count": 4}],
+        [{"kind": "timeout", "seconds": 6, "count": 4}],
         "FAILED",
         "STT_TIMEOUT",
     ),
@@ -362,7 +362,7 @@ FAULT_CASES: list[tuple[str, str, list[dict[str, Any]], str, str | None]] = [
     (
         "claude-timeout",
         "anthropic",
-        [{"kind": "timeout", "seconds": 5, "count": 4}],
+        [{"kind": "timeout", "seconds": 6, "count": 4}],
         "FAILED",
         "LLM_TIMEOUT",
     ),

@@ -464,3 +464,17 @@ def test_count_tokens_counts_tools(client: httpx.Client) -> None:
         COUNT_TOKENS_PATH, json={**body, "tools": [TOOL]}, headers=HEADERS
     ).json()["input_tokens"]
     assert with_tools > plain
+
+
+def test_stats_hold_the_last_request_that_reached_the_model(client: httpx.Client) -> None:
+    assert client.get("/__admin/stats").json()["last_request"] is None
+    system = [{"type": "text", "text": "규칙", "cache_control": {"type": "ephemeral"}}]
+    _create(client, _tool_body(system=system))
+    client.post("/__admin/faults", json={"faults": [{"status": 529}]})
+    assert _create(client, _body(messages=[{"role": "user", "content": "거절됨"}])).is_error
+    last = client.get("/__admin/stats").json()["last_request"]
+    assert last["system"] == system  # the 529 answered before the model saw its request
+    assert last["messages"] == [{"role": "user", "content": NUMBERED}]
+    assert last["tool_choice"]["name"] == "record_summary" and last["max_tokens"] == 1000
+    client.post("/__admin/reset")
+    assert client.get("/__admin/stats").json()["last_request"] is None
