@@ -85,7 +85,11 @@ def prepare_audio(
                 chunk_seconds=options.chunk_seconds,
                 timeout_s=options.ffmpeg_timeout_s,
             )
-            done.update(video_duration_s=info.duration_s, chunks=len(extracted))
+            done.update(
+                video_duration_s=info.duration_s,
+                chunks=len(extracted),
+                cuts_at_silence=sum(piece.cut_at_silence for piece in extracted),
+            )
         ffmpeg_ms = done["duration_ms"]
 
         stored = []
