@@ -28,6 +28,14 @@ from video_processor.stages import build_result, done_callback
 logger = get_logger("flow")
 
 
+def prepare(job: JobContext, engine: SttEngineName, settings: Settings) -> AudioManifest:
+    """Audio chunks in S3, or only the checks and duration when the engine takes the video."""
+    options = AudioOptions.from_settings(settings)
+    if engine is SttEngineName.CLOVA_SPEECH:
+        return tasks.with_retry_policy(tasks.probe_upload, settings)(job, options)
+    return tasks.with_retry_policy(tasks.prepare_audio, settings)(job, options)
+
+
 def transcribe(
     job: JobContext, manifest: AudioManifest, engine: SttEngineName, settings: Settings
 ) -> Transcript:
@@ -70,9 +78,7 @@ def _process(job: JobContext, settings: Settings, progress: Progress) -> str:
         logger, "JOB_START", context, s3_key=job.key, stt_engine=stt_engine, llm_engine=llm_engine
     )
 
-    manifest = tasks.with_retry_policy(tasks.prepare_audio, settings)(
-        job, AudioOptions.from_settings(settings)
-    )
+    manifest = prepare(job, stt_engine, settings)
     progress.stage = "stt"
     with stage(logger, "STT", context, engine=stt_engine, chunks=len(manifest.chunks)) as stt:
         transcript = transcribe(job, manifest, stt_engine, settings)

@@ -115,6 +115,13 @@ def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
     )
 
 
+@stage_task("probe-upload", cached=False)
+def probe_upload(job: JobContext, options: AudioOptions) -> AudioManifest:
+    """Check the caps and read the duration for an engine that fetches the video itself."""
+    settings = load_settings()
+    return stages.probe_upload(s3_client(settings), job, options)
+
+
 @stage_task("transcribe-chunk", task_run_name="transcribe-chunk-{chunk.index}", cached=True)
 def transcribe_chunk(
     job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.sample_video import make_tone_video
+from local_stack.sample_video import make_corrupt_video, make_tone_video, make_video_without_audio
 from video_processor import stages
 from video_processor.config import AudioProfile
 from video_processor.errors import AudioError, DownloadError
@@ -83,3 +83,38 @@ def test_missing_object_is_a_permanent_download_failure(s3_client, buckets):
     with pytest.raises(DownloadError, match="404") as caught:
         stages.prepare_audio(s3_client, job, work_bucket=result_bucket, options=OPTIONS)
     assert caught.value.code == "S3_DOWNLOAD_FAILED" and not caught.value.retryable
+
+
+def test_probe_upload_reads_the_duration_through_a_presigned_url(s3_client, buckets, tmp_path):
+    video_bucket, result_bucket = buckets
+    job = upload(s3_client, video_bucket, make_tone_video(tmp_path / "v.mp4", seconds=7))
+
+    manifest = stages.probe_upload(s3_client, job, OPTIONS)
+
+    assert manifest.chunks == [] and manifest.download_ms == 0
+    assert manifest.video_duration_s == pytest.approx(7, abs=0.2)
+    assert manifest.audio_duration_s == manifest.video_duration_s  # the engine hears it all
+    assert s3_client.list_objects_v2(Bucket=result_bucket).get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (lambda p: make_video_without_audio(p, seconds=2), OPTIONS, "no audio stream"),
+        (make_corrupt_video, OPTIONS, "not a decodable media file"),
+        (
+            lambda p: make_tone_video(p, seconds=5),
+            OPTIONS.model_copy(update={"max_video_duration_s": 2}),
+            "over the limit of 2 s",
+        ),
+    ],
+    ids=["no-audio", "corrupt", "duration"],
+)
+def test_probe_upload_applies_the_same_checks(s3_client, buckets, tmp_path, make, options, message):
+    video_bucket, _ = buckets
+    path = tmp_path / "v.mp4"
+    make(path)
+    job = upload(s3_client, video_bucket, path)
+    with pytest.raises(AudioError, match=message) as caught:
+        stages.probe_upload(s3_client, job, options)
+    assert "X-Amz-Signature" not in caught.value.message  # the URL is never echoed

@@ -38,6 +38,8 @@ PCM_NAME = "audio.pcm"
 # and only container demuxers. Playlist demuxers (hls, concat, …) are refused because
 # their entries can name other local files, which the protocol whitelist alone allows.
 INPUT_PROTOCOLS = "file"
+# A presigned URL of the upload, for engines that fetch the video themselves (probe only).
+URL_PROTOCOLS = "http,https,tls,tcp"
 INPUT_DEMUXERS = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,wav,mp3,aac,flac"
 _INPUT_RESTRICTIONS = ("-protocol_whitelist", INPUT_PROTOCOLS, "-format_whitelist", INPUT_DEMUXERS)
 
@@ -95,19 +97,27 @@ def _tail(text: str) -> str:
     return text.strip()[-STDERR_TAIL_CHARS:]
 
 
-def probe_media(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
-    """Duration and audio presence; an undecodable file is an AudioError saying so."""
+def probe_media(source: Path | str, ffprobe: str = "ffprobe") -> MediaInfo:
+    """Duration and audio presence; an undecodable file is an AudioError saying so.
+
+    ``source`` is the downloaded file, or a presigned URL of the upload: then HTTP(S) is
+    the only protocol allowed, and ffprobe reads just the parts it needs.
+    """
+    protocols = INPUT_PROTOCOLS if isinstance(source, Path) else URL_PROTOCOLS
     result = subprocess.run(
         [
             ffprobe,
             "-v",
             "error",
-            *_INPUT_RESTRICTIONS,
+            "-protocol_whitelist",
+            protocols,
+            "-format_whitelist",
+            INPUT_DEMUXERS,
             "-of",
             "json",
             "-show_entries",
             "format=duration:stream=codec_type",
-            str(path),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -115,7 +125,7 @@ def probe_media(path: Path, ffprobe: str = "ffprobe") -> MediaInfo:
         check=False,
     )
     if result.returncode != 0:
-        detail = _tail(result.stderr.replace(str(path), "upload"))
+        detail = _tail(result.stderr.replace(str(source), "upload"))
         raise AudioError(f"the upload is not a decodable media file: {detail}")
     report = json.loads(result.stdout or "{}")
     streams = report.get("streams", [])

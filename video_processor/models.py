@@ -138,6 +138,10 @@ class AudioManifest(Frozen):
 
     @property
     def audio_duration_s(self) -> float:
+        """The audio the STT engine hears: the chunks, or the whole media when there are
+        none (a long-form engine fetches the video itself)."""
+        if not self.chunks:
+            return self.video_duration_s
         return sum(chunk.duration_s for chunk in self.chunks)
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from video_processor import audio, s3, subtitles
-from video_processor.config import SttEngineName
 from video_processor.errors import AudioError, PipelineError, error_code_of
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
@@ -39,6 +38,7 @@ from video_processor.stt.clova_speech import ClovaSpeechLongForm, MediaSource
 logger = get_logger("stages")
 ERROR_MESSAGE_MAX_CHARS = 1000
 PRESIGNED_URL_TTL_S = 6 * 3600  # CLOVA Speech may fetch late in a long async job
+PROBE_URL_TTL_S = 300
 SRT_CONTENT_TYPE = "application/x-subrip; charset=utf-8"
 VTT_CONTENT_TYPE = "text/vtt; charset=utf-8"
 
@@ -55,11 +55,7 @@ def prepare_audio(
 ) -> AudioManifest:
     """Download the video, extract clean mono 16 kHz audio chunks and store them in S3."""
     context = job_fields(job.job_id, job.user_id)
-    size = s3.object_size(client, job.bucket, job.key)
-    if size > options.max_video_bytes:
-        raise AudioError(
-            f"the upload is {size} bytes, over the limit of {options.max_video_bytes} bytes"
-        )
+    _check_size(client, job, options)
     with private_workspace() as workspace:
         video = workspace / "input.media"
         with stage(logger, "DOWNLOAD", context, s3_key=job.key) as done:
@@ -68,14 +64,7 @@ def prepare_audio(
 
         chain, label = audio.filter_chain(options.profile)
         with stage(logger, "FFMPEG", context, audio_filter=label) as done:
-            info = audio.probe_media(video)
-            if not info.has_audio:
-                raise AudioError("the upload has no audio stream")
-            if info.duration_s > options.max_video_duration_s:
-                raise AudioError(
-                    f"the upload lasts {info.duration_s:.0f} s, over the limit of "
-                    f"{options.max_video_duration_s:.0f} s"
-                )
+            info = _checked(audio.probe_media(video), options)
             chunks_dir = workspace / "chunks"
             chunks_dir.mkdir()
             extracted = audio.extract_audio_chunks(
@@ -114,6 +103,42 @@ def prepare_audio(
     )
 
 
+def probe_upload(client: Any, job: JobContext, options: AudioOptions) -> AudioManifest:
+    """For an engine that fetches the video itself: the caps and the duration, probed
+    through a presigned URL. Nothing is downloaded and no chunk is made."""
+    context = job_fields(job.job_id, job.user_id)
+    _check_size(client, job, options)
+    with stage(logger, "FFMPEG", context, audio_filter="none", probe_only=True) as done:
+        url = s3.presigned_get_url(client, job.bucket, job.key, PROBE_URL_TTL_S)
+        info = _checked(audio.probe_media(url), options)
+        done.update(video_duration_s=info.duration_s, chunks=0)
+    return AudioManifest(
+        chunks=[],
+        video_duration_s=info.duration_s,
+        audio_filter="none",
+        ffmpeg_ms=done["duration_ms"],
+    )
+
+
+def _check_size(client: Any, job: JobContext, options: AudioOptions) -> None:
+    size = s3.object_size(client, job.bucket, job.key)
+    if size > options.max_video_bytes:
+        raise AudioError(
+            f"the upload is {size} bytes, over the limit of {options.max_video_bytes} bytes"
+        )
+
+
+def _checked(info: audio.MediaInfo, options: AudioOptions) -> audio.MediaInfo:
+    if not info.has_audio:
+        raise AudioError("the upload has no audio stream")
+    if info.duration_s > options.max_video_duration_s:
+        raise AudioError(
+            f"the upload lasts {info.duration_s:.0f} s, over the limit of "
+            f"{options.max_video_duration_s:.0f} s"
+        )
+    return info
+
+
 def transcribe_chunk(
     client: Any, engine: SpeechToText, work_bucket: str, chunk: AudioChunk
 ) -> list[TranscriptSegment]:
@@ -148,17 +173,12 @@ def store_result(client: Any, bucket: str, job: JobContext, result: ResultDocume
     return keys
 
 
-def usage_ledger(
-    manifest: AudioManifest, transcript: Transcript, summary: Summary, task_retries: int
-) -> UsageLedger:
+def usage_ledger(manifest: AudioManifest, summary: Summary, task_retries: int) -> UsageLedger:
     """Audio and requests sent to STT, LLM tokens and retries of one job."""
-    whole_media = transcript.engine == SttEngineName.CLOVA_SPEECH
     usage = summary.usage
     return UsageLedger(
-        audio_seconds_to_stt=round(
-            manifest.video_duration_s if whole_media else manifest.audio_duration_s, 3
-        ),
-        stt_requests=1 if whole_media else len(manifest.chunks),
+        audio_seconds_to_stt=round(manifest.audio_duration_s, 3),
+        stt_requests=len(manifest.chunks) or 1,
         llm_calls=usage.llm_calls,
         llm_input_tokens=usage.input_tokens,
         llm_output_tokens=usage.output_tokens,
@@ -192,7 +212,7 @@ def build_result(
             video_duration=manifest.video_duration_s,
             audio_quality=manifest.audio_filter,
             stages=timings,
-            usage=usage_ledger(manifest, transcript, summary, task_retries),
+            usage=usage_ledger(manifest, summary, task_retries),
         ),
     )
 
