@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
@@ -13,6 +14,9 @@ from video_processor.errors import DownloadError, PipelineError, StorageError
 
 _PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 411, 412, 416})
 _MISSING_CODES = frozenset({"NoSuchKey", "404"})
+# Bounded buffers: boto3's defaults (10 part threads, a deep write queue) let a large
+# download hold hundreds of MB when the disk lags the network; this keeps memory flat.
+_DOWNLOAD_CONFIG = TransferConfig(max_concurrency=4, max_io_queue=16)
 
 
 def _status_of(exc: ClientError) -> int:
@@ -59,7 +63,7 @@ def put_text(client: Any, bucket: str, key: str, text: str, content_type: str) -
 def download_file(client: Any, bucket: str, key: str, destination: Path) -> int:
     """Stream an object to a local file (never whole in memory); returns its size."""
     try:
-        client.download_file(bucket, key, str(destination))
+        client.download_file(bucket, key, str(destination), Config=_DOWNLOAD_CONFIG)
     except (ClientError, BotoCoreError) as exc:
         raise _mapped(exc, DownloadError, f"download s3://{bucket}/{key}") from exc
     return destination.stat().st_size

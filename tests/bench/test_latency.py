@@ -1,0 +1,119 @@
+"""The latency bench's pure parts: the latency model, the bound, the report (no stack)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from bench.latency import (
+    CSR_TEXT,
+    build_report,
+    chunk_spans,
+    critical_path_bound,
+    median_run,
+    parse_modes,
+)
+from bench.latency_model import ISSUE_MODEL, chunk_durations, makespan
+from video_processor.llm.gate import repeated_ngram_ratio
+
+
+def test_the_issue_model():
+    assert ISSUE_MODEL.csr_s(55) == pytest.approx(0.5 + 0.15 * 55)
+    assert ISSUE_MODEL.claude_s(200) == pytest.approx(2 + 0.015 * 200)
+    assert ISSUE_MODEL.claude_s(200, calls=3) == pytest.approx(6 + 3)
+    assert ISSUE_MODEL.scaled(0.1).csr_s(55) == pytest.approx(0.1 * (0.5 + 0.15 * 55))
+    configs = ISSUE_MODEL.fake_configs()
+    assert configs["FAKE_CLOVA_URL"] == {"base_latency_s": 0.5, "per_audio_second_s": 0.15}
+    assert configs["FAKE_ANTHROPIC_URL"]["per_output_token_s"] == pytest.approx(0.015)
+
+
+def test_chunks_and_makespan():
+    assert chunk_durations(600) == [55.0] * 10 + [50.0]
+    assert chunk_durations(110) == [55.0, 55.0]
+    assert chunk_durations(3600)[-1] == pytest.approx(25.0)
+    assert len(chunk_durations(3600)) == 66
+    assert chunk_durations(0) == []
+    assert makespan([1.0] * 9, workers=8) == pytest.approx(2.0)
+    assert makespan([3.0, 1.0, 1.0, 1.0], workers=2) == pytest.approx(3.0)
+    assert makespan([2.0, 2.0], workers=1) == pytest.approx(4.0)
+
+
+def test_bound_is_the_critical_path():
+    bound = critical_path_bound(
+        download_s=0.4,
+        audio_s=3.0,
+        chunk_seconds=[55.0, 55.0, 12.0],
+        output_tokens=300,
+        llm_calls=1,
+        callback_s=0.2,
+    )
+    assert bound["download_or_audio_s"] == pytest.approx(3.0)
+    assert bound["slowest_chunk_s"] == pytest.approx(8.75)
+    assert bound["llm_s"] == pytest.approx(6.5)
+    assert bound["total_s"] == pytest.approx(3.0 + 8.75 + 6.5 + 0.2)
+
+
+def test_chunk_spans_come_from_the_segments_or_the_duration():
+    result = {
+        "transcript": {"segments": [{"start_s": 0, "end_s": 55}, {"start_s": 55, "end_s": 70}]},
+        "meta": {"video_duration": 70},
+    }
+    assert chunk_spans(result) == [55, 15]
+    assert chunk_spans({"transcript": {"segments": []}, "meta": {"video_duration": 70}}) == [
+        55.0,
+        15.0,
+    ]
+
+
+def _measures(end_to_end: float, flow_run: float, stt: float) -> dict[str, object]:
+    return {
+        "end_to_end_s": end_to_end,
+        "flow_run_s": flow_run,
+        "dispatch_s": end_to_end - flow_run,
+        "download_s": 0.2,
+        "audio_s": 2.0,
+        "stt_stage_s": stt,
+        "chunk_seconds": [55.0, 55.0, 10.0],
+        "output_tokens": 200,
+        "llm_calls": 1,
+        "task_runs_s": {"send-callback": 0.3},
+    }
+
+
+def test_report_has_the_headline_keys():
+    concurrent = _measures(30.0, 22.0, 9.5)
+    sequential = {"thread-pool": _measures(50.0, 42.0, 28.0)}
+    report = build_report(concurrent, sequential, ISSUE_MODEL, {"video_minutes": 2})
+    bound = 2.0 + 8.75 + 5.0 + 0.3
+    assert report["bound_s"]["total_s"] == pytest.approx(bound)
+    assert report["ratio_to_bound"] == pytest.approx(30.0 / bound, abs=1e-3)
+    assert report["ratio_to_bound_flow_run"] == pytest.approx(22.0 / bound, abs=1e-3)
+    assert report["speedup_vs_sequential"] == pytest.approx(50 / 30, abs=0.01)
+    assert report["speedup_vs_sequential_stt_stage"] == pytest.approx(28 / 9.5, abs=0.01)
+    assert report["sequential_mode"] == "thread-pool"
+    assert set(report["runs"]) == {"concurrent", "sequential-thread-pool"}
+    assert report["targets"]["ratio_met"] is False
+    ideal = 30.0 - 9.5 + 2 * 8.75 + 2.0
+    assert report["ideal_sequential_end_to_end_s"] == pytest.approx(ideal)
+
+
+def test_sequential_modes_parse():
+    assert parse_modes("both") == ["thread-pool", "limit"]
+    assert parse_modes("limit") == ["limit"]
+    assert parse_modes("none") == []
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_modes("parallel")
+
+
+def test_the_median_job_is_reported_with_every_job():
+    runs = [{"end_to_end_s": value, "flow_run_s": value - 8} for value in (31.0, 29.0, 40.0)]
+    median = median_run(runs)
+    assert median["end_to_end_s"] == 31.0
+    assert median["end_to_end_all_s"] == [31.0, 29.0, 40.0]
+    assert median["flow_run_all_s"] == [23.0, 21.0, 32.0]
+
+
+def test_the_fake_csr_text_passes_the_quality_gate_on_long_videos():
+    transcript = " ".join(CSR_TEXT.replace("{call}", str(call)) for call in range(1, 67))
+    assert repeated_ngram_ratio(transcript) == 0.0
