@@ -54,8 +54,34 @@ bench-accuracy: install  ## WER of the audio profiles on noisy real speech -> be
 	@scripts/install-system-deps.sh --bench
 	$(PY) -m bench.accuracy
 
+.PHONY: bench-audio
+bench-audio: install  ## audio stage time / filter-chain-only time on a 10 min upload -> bench/results/audio.json
+	$(PY) -m bench.audio
+
 .PHONY: chaos
 N ?= 200
 CHAOS_ARGS ?=
 chaos: install  ## N jobs under kills, duplicates and faults -> bench/results/chaos.json (not in `make test`)
 	$(PY) -m bench.chaos --n $(N) $(CHAOS_ARGS)
+
+.PHONY: bench-latency bench-memory bench-stt-scaling
+LATENCY_ARGS ?=
+bench-latency: install  ## 10-min video vs its critical-path bound and sequential STT -> bench/results/latency.json (~10 min)
+	$(PY) -m bench.latency $(LATENCY_ARGS)
+
+MEMORY_ARGS ?=
+bench-memory: install  ## worker peak RSS for a 50 MB and a 2 GB video -> bench/results/memory.json (~10 min: moto serves 2 GB slowly)
+	$(PY) -m bench.memory $(MEMORY_ARGS)
+
+STT_SCALING_ARGS ?=
+bench-stt-scaling: install  ## STT latency vs video length, sequential vs concurrent -> bench/results/stt_latency.{json,png} (~5 min)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PY) -m bench.stt_scaling $(STT_SCALING_ARGS)
+
+.PHONY: bench-throughput
+# `make bench-throughput N=50`: N given on the command line (or in the environment) is the
+# count; otherwise N_THROUGHPUT, default 100 (N's own default, 200, is chaos's).
+N_THROUGHPUT ?= $(if $(filter command line environment,$(origin N)),$(N),100)
+THROUGHPUT_ARGS ?=
+bench-throughput: install  ## N videos per orchestration mode vs a sequential worker -> bench/results/throughput.json (~25 min at N=100)
+	$(PY) -m bench.throughput --n $(N_THROUGHPUT) $(THROUGHPUT_ARGS)
