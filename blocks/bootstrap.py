@@ -131,6 +131,7 @@ def bootstrap_automations(client: SyncPrefectClient, settings: Settings) -> None
             settings.process_video_deployment,
             settings.recovery_deployment,
             settings.zombie_after_seconds,
+            settings.zombie_start_seconds,
         )
     except ObjectNotFound:
         logger.warning(

@@ -3,6 +3,10 @@
 - *zombie runs*: a `process-video` run whose heartbeats stop (pod evicted, node lost)
   is marked Crashed. Flow runs emit heartbeats when PREFECT_FLOWS_HEARTBEAT_FREQUENCY
   is set (≥ 30 s); the window is a few missed heartbeats.
+- *runs that never start*: a run Pending for longer than a start window (a pod that
+  never came up, a process killed before its first heartbeat) is marked Crashed. Its
+  window is longer: scheduling a pod and pulling an image, or a busy machine starting a
+  Python process, can take minutes, and heartbeats only begin once the run is Running.
 - *crashed runs*: every Crashed `process-video` run starts `recover-crashed-run`.
 
 `ensure_automations` creates them or updates them in place (by name): idempotent.
@@ -21,8 +25,8 @@ from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
 
 ZOMBIE_AUTOMATION = "video-processor: crash zombie runs"
+START_AUTOMATION = "video-processor: crash runs that never start"
 CRASH_AUTOMATION = "video-processor: recover crashed runs"
-STARTED_EVENTS = {"prefect.flow-run.Pending", "prefect.flow-run.Running"}
 TERMINAL_EVENTS = {
     "prefect.flow-run.Completed",
     "prefect.flow-run.Failed",
@@ -43,29 +47,51 @@ def _runs_of(deployment_id: UUID) -> dict[str, ResourceSpecification]:
     }
 
 
-def desired_automations(
-    process_deployment_id: UUID, recovery_deployment_id: UUID, zombie_after_s: float
-) -> list[AutomationCore]:
-    zombie = AutomationCore(
-        name=ZOMBIE_AUTOMATION,
-        description="A process-video run whose heartbeats stopped is marked Crashed.",
+def _crash_when_silent(
+    name: str, description: str, after: set[str], expect: set[str], window_s: float, runs: UUID
+) -> AutomationCore:
+    return AutomationCore(
+        name=name,
+        description=description,
         trigger=EventTrigger(
-            # Not only after a heartbeat: a run whose process died before its first one
-            # (killed while Pending or just Running) would otherwise wait forever.
-            after={"prefect.flow-run.heartbeat", *STARTED_EVENTS},
-            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Running", *TERMINAL_EVENTS},
+            after=after,
+            expect=expect | TERMINAL_EVENTS,
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=timedelta(seconds=zombie_after_s),
-            **_runs_of(process_deployment_id),
+            within=timedelta(seconds=window_s),
+            **_runs_of(runs),
         ),
         actions=[
             ChangeFlowRunState(
                 state=StateType.CRASHED,
-                message=f"no heartbeat for {zombie_after_s:.0f} s: the process or pod is gone",
+                message=f"{description} ({window_s:.0f} s): the process or pod is gone",
             )
         ],
+    )
+
+
+def desired_automations(
+    process_deployment_id: UUID,
+    recovery_deployment_id: UUID,
+    zombie_after_s: float,
+    start_within_s: float,
+) -> list[AutomationCore]:
+    zombie = _crash_when_silent(
+        ZOMBIE_AUTOMATION,
+        "no heartbeat in time",
+        after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
+        expect={"prefect.flow-run.heartbeat"},
+        window_s=zombie_after_s,
+        runs=process_deployment_id,
+    )
+    never_started = _crash_when_silent(
+        START_AUTOMATION,
+        "not Running in time",
+        after={"prefect.flow-run.Pending"},
+        expect={"prefect.flow-run.Running"},
+        window_s=start_within_s,
+        runs=process_deployment_id,
     )
     crashed = AutomationCore(
         name=CRASH_AUTOMATION,
@@ -89,7 +115,7 @@ def desired_automations(
             )
         ],
     )
-    return [zombie, crashed]
+    return [zombie, never_started, crashed]
 
 
 def ensure_automations(
@@ -97,12 +123,14 @@ def ensure_automations(
     process_deployment: str,
     recovery_deployment: str,
     zombie_after_s: float,
+    start_within_s: float,
 ) -> list[str]:
     """Create or update the automations; returns their names."""
     wanted = desired_automations(
         client.read_deployment_by_name(process_deployment).id,
         client.read_deployment_by_name(recovery_deployment).id,
         zombie_after_s,
+        start_within_s,
     )
     for automation in wanted:
         existing = client.read_automations_by_name(automation.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +39,14 @@ def deadline_error(stage: str, seconds: float) -> PipelineError:
 def job_deadline(seconds: float) -> Iterator[Progress]:
     """Stop the job body after `seconds`; the caller records its stage in the Progress."""
     progress = Progress()
+    started = time.monotonic()
     try:
         with timeout(seconds, timeout_exc_type=_DeadlinePassed):
             yield progress
     except _DeadlinePassed as exc:
+        cancelled = exc.__context__
+        if time.monotonic() - started < seconds and cancelled is not None:
+            # Prefect cancelled the run for its own reason (e.g. its concurrency lease was
+            # lost when the run was marked Crashed): not a deadline, so not a FAILED job.
+            raise cancelled from None
         raise deadline_error(progress.stage, seconds) from exc

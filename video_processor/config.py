@@ -157,6 +157,7 @@ class Settings(BaseSettings):
     process_video_deployment: str = "process-video/process-video-local"
     recovery_deployment: str = "recover-crashed-run/recover-crashed-run"
     zombie_after_seconds: Annotated[float, Field(ge=60)] = 90.0
+    zombie_start_seconds: Annotated[float, Field(ge=60)] = 600.0
     blocks: BlockNames = Field(default_factory=BlockNames)
 
 

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from prefect._internal.concurrency.cancellation import CancelledError
 
 from flows.deadline import job_deadline
 from video_processor.errors import ErrorCode, PipelineError, error_code_of
@@ -29,3 +30,9 @@ def test_a_job_within_its_deadline_is_untouched():
     with job_deadline(5) as progress:
         progress.stage = "llm"
     assert progress.stage == "llm"
+
+
+def test_a_cancellation_by_prefect_is_not_turned_into_a_deadline_failure():
+    # e.g. the run's concurrency lease was lost when an automation marked it Crashed
+    with pytest.raises(CancelledError), job_deadline(60):
+        raise CancelledError()

@@ -1,0 +1,26 @@
+"""The crash-recovery automations' triggers: what counts as a zombie, what as never started."""
+
+import uuid
+
+from flows.automations import (
+    CRASH_AUTOMATION,
+    START_AUTOMATION,
+    ZOMBIE_AUTOMATION,
+    desired_automations,
+)
+
+
+def test_a_slow_start_has_its_own_longer_window_than_a_silent_run():
+    automations = {a.name: a for a in desired_automations(uuid.uuid4(), uuid.uuid4(), 90, 600)}
+    assert set(automations) == {ZOMBIE_AUTOMATION, START_AUTOMATION, CRASH_AUTOMATION}
+    zombie = automations[ZOMBIE_AUTOMATION].trigger
+    start = automations[START_AUTOMATION].trigger
+    assert zombie.after == {"prefect.flow-run.heartbeat", "prefect.flow-run.Running"}
+    assert zombie.within.total_seconds() == 90
+    assert "prefect.flow-run.heartbeat" in zombie.expect
+    # Pending is followed by Running only once the process or pod is up: minutes, not 90 s.
+    assert start.after == {"prefect.flow-run.Pending"}
+    assert "prefect.flow-run.Running" in start.expect
+    assert start.within.total_seconds() == 600
+    for trigger in (zombie, start):
+        assert "prefect.flow-run.Crashed" in trigger.expect  # a run that ended is left alone
