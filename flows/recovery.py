@@ -8,25 +8,41 @@ stages are not paid for again) or, past the bound, sends the FAILED callback.
 Its deployment allows one run at a time, so two recoveries of one crash never
 interleave: the second finds the run no longer Crashed and does nothing. Two Crashed
 states in a row (a worker's report and the zombie automation) count as one crash.
+
+The automation fires once per crash; if the recovery run itself never starts (its
+submission failed, its worker died), the crashed run would wait forever. So the same
+deployment also runs on a schedule without a `flow_run_id`: it sweeps every
+`process-video` run Crashed for longer than `sweep_after_s` and recovers it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
 from prefect import flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
 from prefect.client.schemas.objects import State, StateType
-from prefect.states import AwaitingRetry
+from prefect.states import AwaitingRetry, Failed
 
 from flows.tasks import send_callback
+from video_processor.config import load_settings
 from video_processor.errors import ErrorCode
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage
 from video_processor.models import FailedCallback, JobContext
 
 logger = get_logger("recovery")
 DEFAULT_MAX_RESCHEDULES = 2
+DEFAULT_SWEEP_AFTER_S = 300.0  # the automation's own recovery normally acts within seconds
+SWEEP_PAGE = 200
 
 
 class Decision(StrEnum):
@@ -78,12 +94,41 @@ def _recover(client: SyncPrefectClient, flow_run_id: UUID, max_reschedules: int)
                 error_message=f"the run crashed {crashes} times; last: {last}",
             ),
         )
+        # Failed, so that the sweep does not find it again: the job has its final callback.
+        message = f"gave up after {crashes} crashes; FAILED sent"
+        client.set_flow_run_state(flow_run_id, Failed(message=message), force=True)
     return decision
 
 
+def long_crashed_runs(
+    client: SyncPrefectClient, deployment_name: str, older_than_s: float
+) -> list[UUID]:
+    """Runs of the deployment whose Crashed state is older than `older_than_s`."""
+    deployment = client.read_deployment_by_name(deployment_name)
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))
+        ),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+        limit=SWEEP_PAGE,
+    )
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+    return [run.id for run in runs if run.state and run.state.timestamp < cutoff]
+
+
 @flow(name="recover-crashed-run", flow_run_name="recover-{flow_run_id}")
-def recover_crashed_run(flow_run_id: UUID, max_reschedules: int = DEFAULT_MAX_RESCHEDULES) -> str:
-    """Reschedule a crashed `process-video` run, or send its FAILED callback."""
+def recover_crashed_run(
+    flow_run_id: UUID | None = None,
+    max_reschedules: int = DEFAULT_MAX_RESCHEDULES,
+    sweep_after_s: float = DEFAULT_SWEEP_AFTER_S,
+) -> str:
+    """Reschedule a crashed `process-video` run, or send its FAILED callback; without
+    `flow_run_id`, do so for every run Crashed for longer than `sweep_after_s`."""
     configure_json_logging()
     with get_client(sync_client=True) as client:
-        return _recover(client, flow_run_id, max_reschedules).value
+        if flow_run_id is not None:
+            return _recover(client, flow_run_id, max_reschedules).value
+        deployment = load_settings().process_video_deployment
+        swept = long_crashed_runs(client, deployment, sweep_after_s)
+        decisions = [_recover(client, run_id, max_reschedules) for run_id in swept]
+        return f"swept {len(decisions)} crashed runs"
