@@ -33,6 +33,7 @@ measured. Results go to ``bench/results/memory.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -48,15 +49,13 @@ from pathlib import Path
 from typing import Any
 
 from local_stack.stack import (
-    LOCAL_ACCESS_KEY,
     LOCAL_REGION,
-    LOCAL_SECRET_KEY,
     REPO_ROOT,
     RESULT_BUCKET,
     VIDEO_BUCKET,
     aws_client,
-    free_port,
-    wait_until_ready,
+    local_aws_env,
+    moto_server,
 )
 from video_processor.config import load_settings
 
@@ -208,32 +207,6 @@ def run_child(bucket: str, key: str, work_bucket: str, bare: bool) -> dict[str, 
 # --- the parent ----------------------------------------------------------------------
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{endpoint}/moto-api/")
-    except RuntimeError:
-        process.kill()
-        raise
-    return process, endpoint
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
-        "AWS_REGION": LOCAL_REGION,
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-    }
-
-
 def ensure_buckets(s3: Any) -> None:
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     for bucket in (VIDEO_BUCKET, RESULT_BUCKET):
@@ -369,26 +342,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     cap = load_settings().max_video_bytes
     if args.large_mb * MB > cap:
         parser.error(f"--large-mb {args.large_mb:g} is over the upload cap ({cap} bytes)")
-    moto: subprocess.Popen[bytes] | None = None
-    endpoint = args.endpoint
-    if endpoint is None:
-        moto, endpoint = start_moto()
-    try:
-        env = aws_env(endpoint)
+    with contextlib.ExitStack() as stack:
+        env = (
+            local_aws_env(args.endpoint)
+            if args.endpoint is not None
+            else stack.enter_context(moto_server())
+        )
         ensure_buckets(aws_client(env, "s3"))
         with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=args.work_dir) as work:
             small, large = (
                 measure_one(label, size, args.seconds, env, Path(work), args.bare)
                 for label, size in (("small", args.small_mb), ("large", args.large_mb))
             )
-    finally:
-        if moto is not None:
-            moto.terminate()
-            try:
-                moto.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                moto.kill()
-                moto.wait()
     report = build_report(small, large, args.seconds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

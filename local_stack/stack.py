@@ -26,7 +26,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -140,16 +141,10 @@ class Stack:
     def _start_aws(self) -> None:
         port = free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        self.spawn(
-            "moto", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        )
+        self.spawn("moto", moto_command(port))
         wait_until_ready(f"{endpoint}/moto-api/", check=self._check_alive)
         self.env.update(
-            AWS_ENDPOINT_URL=endpoint,
-            AWS_ACCESS_KEY_ID=LOCAL_ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY,
-            AWS_REGION=LOCAL_REGION,
-            AWS_DEFAULT_REGION=LOCAL_REGION,
+            local_aws_env(endpoint),
             VIDEO_BUCKET_NAME=VIDEO_BUCKET,
             RESULT_BUCKET_NAME=RESULT_BUCKET,
         )
@@ -346,6 +341,41 @@ def supervise(folder: Path, engines: str) -> int:
         stack.stop()
         (folder / "stack.env").unlink(missing_ok=True)
     return 0
+
+
+def moto_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+
+
+def local_aws_env(endpoint: str) -> dict[str, str]:
+    """What boto3 needs to talk to a local moto server."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+    }
+
+
+@contextmanager
+def moto_server() -> Iterator[dict[str, str]]:
+    """A moto server (S3 + SQS over HTTP) on a free loopback port; yields its AWS env."""
+    port = free_port()
+    process = subprocess.Popen(
+        moto_command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(f"{endpoint}/moto-api/")
+        yield local_aws_env(endpoint)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def read_stack_env(folder: Path) -> dict[str, str]:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from local_stack.stack import (
-    LOCAL_ACCESS_KEY,
-    LOCAL_REGION,
-    LOCAL_SECRET_KEY,
     aws_client,
-    free_port,
+    moto_server,
     read_stack_env,
     stack_command,
-    wait_until_ready,
 )
 from tests.e2e.stack_client import StackClient
 
@@ -25,24 +19,8 @@ from tests.e2e.stack_client import StackClient
 @pytest.fixture(scope="session")
 def moto_env() -> Iterator[dict[str, str]]:
     """A moto server (S3 + SQS over HTTP) on a free loopback port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(f"{endpoint}/moto-api/")
-        yield {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
-            "AWS_REGION": LOCAL_REGION,
-        }
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with moto_server() as env:
+        yield env
 
 
 @pytest.fixture
