@@ -95,16 +95,14 @@ SETTLE_TIMEOUT_S = 90.0
 PREFECT_PAGE = 200
 DLQ_PEEKS = 50
 DLQ_PEEK_HIDE_S = 30  # each message is read once; the stack is stopped right after
-# Run state names of a job that is late rather than lost: something will still finish it.
+# A job whose run is in one of these is late rather than lost: something will finish it.
 ON_ITS_WAY = {
-    "Scheduled",
-    "Late",
-    "AwaitingRetry",
-    "AwaitingConcurrencySlot",
-    "Pending",
-    "Running",
-    "Retrying",
-    "Crashed",
+    "SCHEDULED",
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+    "CANCELLING",
+    "CRASHED",  # its recovery is on its way
 }
 ACTIVE_STATES = [
     StateType.SCHEDULED,
@@ -537,10 +535,13 @@ def count_result_objects(s3: Any, bucket: str) -> tuple[Counter[str], Counter[st
 
 
 def flow_runs_per_job(env: dict[str, str]) -> tuple[Counter[str], dict[str, str]]:
-    """Flow runs per job, and the state name of each job's (last) run."""
+    """Flow runs per job, and the state type of each job's (last) run."""
     with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
         runs = [run for run in read_all_flow_runs(client) if run.name.startswith("job-")]
-    states = {run.name.removeprefix("job-"): run.state_name or "?" for run in runs}
+    states = {
+        run.name.removeprefix("job-"): run.state_type.value if run.state_type else "?"
+        for run in runs
+    }
     return Counter(run.name.removeprefix("job-") for run in runs), states
 
 

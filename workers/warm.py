@@ -37,6 +37,7 @@ worker's own environment is the runs' environment (set it on the worker's pod).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -99,11 +100,16 @@ class WarmWorkerResult(BaseWorkerResult):
 
 
 class HeldRun:
-    """A run this worker has claimed: its thread's fate and whether it was cancelled."""
+    """A run this worker has claimed, and the event its thread sets when it ends."""
 
     def __init__(self, flow_run: FlowRun) -> None:
         self.flow_run = flow_run
-        self.done = threading.Event()
+        self.finished = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def finish(self) -> None:
+        """From the run's thread: wake the worker's loop."""
+        self._loop.call_soon_threadsafe(self.finished.set)
 
 
 class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResult]):
@@ -181,23 +187,21 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
 
     async def _wait(self, held: HeldRun) -> None:
         """Until the run's thread ends; when the worker stops, for the drain period only."""
-        while not held.done.is_set():
-            try:
-                await anyio.sleep(0.2)
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self._drain(held)
-                raise
+        try:
+            await held.finished.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._drain(held)
+            raise
 
     async def _drain(self, held: HeldRun) -> None:
-        deadline = time.monotonic() + self.settings.drain_seconds
         logger.info(
             "stopping: waiting for a run in hand",
             extra={"stage": "WORKER_DRAIN", "flow_run_id": str(held.flow_run.id)},
         )
-        while not held.done.is_set() and time.monotonic() < deadline:
-            await anyio.sleep(0.2)
-        if held.done.is_set():
+        with anyio.move_on_after(self.settings.drain_seconds):
+            await held.finished.wait()
+        if held.finished.is_set():
             return
         self._abandoned.append(held.flow_run.id)
         message = (
@@ -241,7 +245,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         except Exception:
             logger.exception("could not conclude flow run %s", run_id)
         finally:
-            held.done.set()
+            held.finish()
 
     def _finish_cancellation(self, client: Any, flow: Flow[..., Any], run_id: UUID) -> None:
         """A cancelled run gets its flow's on_cancellation hooks, then Cancelled."""
