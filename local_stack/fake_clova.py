@@ -2,9 +2,10 @@
 
 Implements the documented API: API-gateway key check, the application's API selection
 (``csr_enabled: false`` answers 429 ``"400" Quota Exceeded``, as NCP does for an application
-that has not selected CSR), the STT0xx refusals in the real service's order, audio decoding with the real ``ffprobe`` (format, 60 s and 16 kHz
-limits), and a ``{"text": ...}`` reply after a configurable latency. Every error uses
-the gateway envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
+that has not selected CSR), the STT0xx refusals in the real service's order, audio
+decoding with the real ``ffprobe`` (format, 60 s and 16 kHz limits), and a
+``{"text": ...}`` reply after a configurable latency. Every error uses the gateway
+envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
 
 Every audio is "heard" as the one configured text ("" when it is silent). ``{call}`` in the
 text becomes the number of the recognised call (1, 2, ...), so that the chunks of a long
