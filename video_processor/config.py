@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     clova_csr_requests_per_second: Annotated[float, Field(ge=0)] = 0.0
     claude_requests_per_minute: Annotated[float, Field(ge=0)] = 0.0
 
+    # Intermediate objects (audio chunks under work/, cached stage results) expire after
+    # this many days: a failed job leaves nothing behind for good, a retry before resumes.
+    work_expiry_days: Annotated[int, Field(ge=1)] = 7
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
 
