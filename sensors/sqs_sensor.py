@@ -182,12 +182,12 @@ class SqsSensor:
         """Send a message's malformed records alone to the DLQ; True once they are there."""
         message_id = message["MessageId"]
         self.count("rejected")
-        dlq_url = self._dlq_url or dead_letter_queue_url(self.sqs, self.settings.sqs_queue_url)
-        self._dlq_url = dlq_url
+        if self._dlq_url is None and self.settings.sqs_queue_url:
+            self._dlq_url = dead_letter_queue_url(self.sqs, self.settings.sqs_queue_url)
         parked_id = None
-        if dlq_url is not None:
+        if self._dlq_url is not None:
             parked_id = park_records(
-                self.sqs, dlq_url, [item.record for item in parsed.rejected], message_id
+                self.sqs, self._dlq_url, [item.record for item in parsed.rejected], message_id
             )
         for item in parsed.rejected:
             self._log_rejected(

@@ -23,7 +23,7 @@ from video_processor.logs import get_logger
 logger = get_logger("dead_letters")
 
 MAX_BATCH = 10
-# How long a scanned message stays hidden, so that one pass never sees it twice.
+# How long a scanned message that stays is hidden, so that one pass never sees it twice.
 SCAN_VISIBILITY_S = 300
 SCAN_WAIT_S = 1
 
@@ -61,53 +61,56 @@ class RedriveReport:
 
 
 def redrive(sqs: Any, queue_url: str, dlq_url: str, *, dry_run: bool = False) -> RedriveReport:
-    """Move the valid S3 events of the dead-letter queue back to the ingest queue."""
+    """Move the valid S3 events of the dead-letter queue back to the ingest queue.
+
+    Messages that stay are held invisible until the pass ends, so that it reads each once,
+    then made visible again together: the queue looks as it did, minus what moved.
+    """
     report = RedriveReport(dry_run=dry_run)
-    seen: set[str] = set()
+    held: dict[str, str] = {}
     while True:
         messages = sqs.receive_message(
             QueueUrl=dlq_url,
             MaxNumberOfMessages=MAX_BATCH,
             WaitTimeSeconds=SCAN_WAIT_S,
             VisibilityTimeout=SCAN_VISIBILITY_S,
-            MessageAttributeNames=["All"],
         ).get("Messages", [])
-        fresh = [message for message in messages if message["MessageId"] not in seen]
-        if not fresh:
+        if not messages:
             break
-        for message in fresh:
-            seen.add(message["MessageId"])
-            _redrive_one(sqs, queue_url, dlq_url, message, report)
+        for message in messages:
+            # A duplicate delivery of a held message only refreshes its receipt handle.
+            seen = message["MessageId"] in held
+            if seen or not _redrive_one(sqs, queue_url, dlq_url, message, report):
+                held[message["MessageId"]] = message["ReceiptHandle"]
+    for handle in held.values():
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
     return report
 
 
 def _redrive_one(
     sqs: Any, queue_url: str, dlq_url: str, message: dict[str, Any], report: RedriveReport
-) -> None:
+) -> bool:
+    """Re-drive one message unless it is to stay (or this is a dry run); True when moved."""
     message_id = message["MessageId"]
     reason = _why_not_redrivable(message["Body"])
-    if reason is not None or report.dry_run:
-        if reason is not None:
-            report.kept[message_id] = reason
-        else:
-            report.redriven.append(message_id)
-        # Visible again at once: the dead-letter queue looks as it did before the pass.
-        sqs.change_message_visibility(
-            QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-        )
+    if reason is not None:
+        report.kept[message_id] = reason
         logger.info(
-            "dead letter kept" if reason else "dead letter would be re-driven (dry run)",
-            extra={
-                "stage": "DLQ_KEPT" if reason else "DLQ_DRY_RUN",
-                "message_id": message_id,
-                "reason": reason,
-            },
+            "dead letter kept",
+            extra={"stage": "DLQ_KEPT", "message_id": message_id, "reason": reason},
         )
-        return
+        return False
+    report.redriven.append(message_id)
+    if report.dry_run:
+        logger.info(
+            "dead letter would be re-driven (dry run)",
+            extra={"stage": "DLQ_DRY_RUN", "message_id": message_id},
+        )
+        return False
     sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"])
     sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-    report.redriven.append(message_id)
     logger.info("dead letter re-driven", extra={"stage": "DLQ_REDRIVEN", "message_id": message_id})
+    return True
 
 
 def _why_not_redrivable(body: str) -> str | None:
