@@ -312,15 +312,23 @@ def find_routes(prefect: SyncPrefectClient, settings: Settings) -> Routes:
             time.sleep(DEPLOYMENT_LOOKUP_RETRY_S)
 
 
-def main() -> int:
+def queue_command_settings() -> Settings:
+    """The settings of a command that works on the ingest queue, with JSON logging on.
+
+    Exits with status 2 and the reason when they are invalid or SQS_QUEUE_URL is unset."""
     try:
         settings = load_settings()
         if not settings.sqs_queue_url:
             raise ConfigurationError("invalid configuration: SQS_QUEUE_URL is not set")
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        raise SystemExit(2) from exc
     configure_json_logging(settings.log_level)
+    return settings
+
+
+def main() -> int:
+    settings = queue_command_settings()
     metrics = SensorMetrics()
     stopping = threading.Event()
     server = None

@@ -15,6 +15,7 @@ import pytest
 from local_stack.sample_video import make_tone_video
 from local_stack.stack import REPO_ROOT
 from tests.e2e.stack_client import StackClient, new_job_id
+from tests.e2e.test_backfill import notifications_off
 
 pytestmark = pytest.mark.e2e
 
@@ -33,26 +34,11 @@ def redrive(stack: StackClient, *options: str) -> dict[str, Any]:
     return dict(json.loads(completed.stdout))
 
 
-def upload_unannounced(stack: StackClient, video: Path, key: str) -> dict[str, Any]:
-    """An upload whose event never reached the queue (notifications off meanwhile)."""
-    s3 = stack.s3()
-    notifications = s3.get_bucket_notification_configuration(Bucket=stack.video_bucket)
-    notifications.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(
-        Bucket=stack.video_bucket, NotificationConfiguration={}
-    )
-    try:
-        return stack.upload(video, key)
-    finally:
-        s3.put_bucket_notification_configuration(
-            Bucket=stack.video_bucket, NotificationConfiguration=notifications
-        )
-
-
 def test_redrive_moves_the_valid_event_and_keeps_the_junk(stack: StackClient, tmp_path: Path):
     job_id = new_job_id()
     key = f"videos/dlq/{job_id}.mp4"
-    head = upload_unannounced(stack, make_tone_video(tmp_path / "clip.mp4", seconds=2), key)
+    with notifications_off(stack):  # an upload whose event never reached the queue
+        head = stack.upload(make_tone_video(tmp_path / "clip.mp4", seconds=2), key)
     event = {
         "Records": [
             {
