@@ -13,7 +13,8 @@ raised (one mapping per client module) and chained with ``from exc``.
     │   ├── SpeechToTextTimeout     STT_TIMEOUT
     │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, noise, loops)
     ├── SummaryError                LLM_BAD_RESPONSE
-    │   └── SummaryTimeout          LLM_TIMEOUT
+    │   ├── SummaryTimeout          LLM_TIMEOUT
+    │   └── SummaryRefused          LLM_REFUSED  (the model declined: never retried)
     └── CallbackError               CALLBACK_FAILED
 
 ``retryable`` says whether trying the same call again can succeed (timeouts, 429, 5xx,
@@ -32,6 +33,7 @@ class ErrorCode(StrEnum):
     STT_BAD_RESPONSE = "STT_BAD_RESPONSE"
     LLM_TIMEOUT = "LLM_TIMEOUT"
     LLM_BAD_RESPONSE = "LLM_BAD_RESPONSE"
+    LLM_REFUSED = "LLM_REFUSED"
     CALLBACK_FAILED = "CALLBACK_FAILED"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
@@ -96,6 +98,14 @@ class SummaryError(PipelineError):
 
 class SummaryTimeout(SummaryError):
     code = ErrorCode.LLM_TIMEOUT
+
+
+class SummaryRefused(SummaryError):
+    """Claude declined to summarise (``stop_reason: "refusal"``): the content, not the call,
+    is the problem, so asking again gives the same answer. Its own code lets the backend tell
+    a policy refusal from a broken reply."""
+
+    code = ErrorCode.LLM_REFUSED
 
 
 class CallbackError(PipelineError):

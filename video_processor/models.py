@@ -15,8 +15,9 @@ from video_processor.errors import ErrorCode
 RESULT_SCHEMA_VERSION = "1.2"  # 1.1: structured summary, segment ids, LLM usage; 1.2: meta.usage
 
 # videos/{user_id}/{job_id}.{ext}; ids are word characters or dashes, never separators.
+# Matched whole (fullmatch): "$" would also match before a trailing newline.
 VIDEO_KEY_PATTERN = re.compile(
-    r"^videos/(?P<user_id>[\w-]{1,128})/(?P<job_id>[\w-]{1,128})\.(?P<ext>[A-Za-z0-9]{1,8})$"
+    r"videos/(?P<user_id>[\w-]{1,128})/(?P<job_id>[\w-]{1,128})\.(?P<ext>[A-Za-z0-9]{1,8})"
 )
 
 
@@ -57,7 +58,7 @@ class JobContext(Frozen):
     @classmethod
     def from_object(cls, obj: S3ObjectRef) -> JobContext | None:
         """The job for an object whose key follows the video layout, else None."""
-        match = VIDEO_KEY_PATTERN.match(obj.key)
+        match = VIDEO_KEY_PATTERN.fullmatch(obj.key)
         if match is None:
             return None
         return cls(

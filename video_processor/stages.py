@@ -156,12 +156,16 @@ def transcribe_media(
     if engine.send_url:
         url = s3.presigned_get_url(client, job.bucket, job.key, PRESIGNED_URL_TTL_S)
         return engine.transcribe_media(
-            MediaSource(url=url, duration_s=duration_s, size_bytes=job.size)
+            MediaSource(
+                url=url, duration_s=duration_s, size_bytes=job.size, extension=job.extension
+            )
         )
     with private_workspace() as workspace:
-        video = workspace / "input.media"
+        video = workspace / f"input.{job.extension}"
         s3.download_file(client, job.bucket, job.key, video)
-        return engine.transcribe_media(MediaSource(path=video, duration_s=duration_s))
+        return engine.transcribe_media(
+            MediaSource(path=video, duration_s=duration_s, extension=job.extension)
+        )
 
 
 def store_result(client: Any, bucket: str, job: JobContext, result: ResultDocument) -> ResultKeys:
