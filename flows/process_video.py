@@ -23,7 +23,7 @@ from video_processor.models import (
     StageTimings,
     Transcript,
 )
-from video_processor.stages import build_result, done_callback
+from video_processor.stages import build_result, done_callback, join_chunks
 
 logger = get_logger("flow")
 
@@ -49,8 +49,8 @@ def transcribe(
         transcribe_chunk.submit(job, chunk, engine, settings.stt_language)
         for chunk in manifest.chunks
     ]
-    segments = [segment for future in futures for segment in future.result()]
-    return Transcript(engine=engine, language=settings.stt_language, segments=segments)
+    parts = [future.result() for future in futures]
+    return join_chunks(engine, settings.stt_language, manifest.chunks, parts)
 
 
 @flow(

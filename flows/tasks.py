@@ -41,6 +41,7 @@ from video_processor.models import (
     AudioChunk,
     AudioManifest,
     AudioOptions,
+    ChunkTranscript,
     DoneCallback,
     FailedCallback,
     JobContext,
@@ -48,7 +49,6 @@ from video_processor.models import (
     ResultKeys,
     Summary,
     Transcript,
-    TranscriptSegment,
 )
 
 logger = get_logger("tasks")
@@ -125,7 +125,7 @@ def probe_upload(job: JobContext, options: AudioOptions) -> AudioManifest:
 @stage_task("transcribe-chunk", task_run_name="transcribe-chunk-{chunk.index}", cached=True)
 def transcribe_chunk(
     job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str
-) -> list[TranscriptSegment]:
+) -> ChunkTranscript:
     """Transcribe one stored audio chunk (cached: a retry never pays for it twice).
 
     Chunks run concurrently; the engine's global concurrency limit bounds them.
