@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from bench.accuracy import (
     read_wav,
     write_wav,
 )
-from local_stack.sample_video import DEFAULT_KOREAN_TEXT, make_korean_speech_video
+from local_stack.sample_video import DEFAULT_KOREAN_TEXT, korean_cer, make_korean_speech_video
 from local_stack.sample_video import _ffmpeg as ffmpeg
 from video_processor import stages
 from video_processor.audio import SAMPLE_RATE_HZ, extract_audio_chunks, filter_chain
@@ -65,7 +64,6 @@ LONG_KOREAN_TEXT = " ".join(
     ]
     * 3
 )
-_HANGUL_DROP = re.compile(r"[\s\W_]+")
 
 
 @dataclass(frozen=True)
@@ -75,11 +73,6 @@ class Case:
     language: str  # STT_LANGUAGE for the case
     reference: str | None = None
     metric: str = "cer"
-
-
-def korean_cer(reference: str, hypothesis: str) -> float:
-    ref, hyp = _HANGUL_DROP.sub("", reference), _HANGUL_DROP.sub("", hypothesis)
-    return 1.0 if not hyp else round(float(jiwer.cer(ref, hyp)), 4)
 
 
 def english_wer(reference: str, hypothesis: str) -> float:

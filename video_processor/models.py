@@ -166,6 +166,8 @@ class AudioManifest(Frozen):
 LOW_CONFIDENCE_BELOW = 0.37
 # A job whose speech is at least this share low-confidence is flagged ``low_confidence``.
 LOW_CONFIDENCE_JOB_SHARE = 0.5
+# Whisper's compression_ratio_threshold: a window whose text gzips this well is a loop.
+LOOP_COMPRESSION_RATIO = 2.4
 
 
 class TranscriptSegment(Frozen):
@@ -186,6 +188,11 @@ class TranscriptSegment(Frozen):
     @property
     def low_confidence(self) -> bool:
         return self.confidence is not None and self.confidence < LOW_CONFIDENCE_BELOW
+
+    @property
+    def engine_says_loop(self) -> bool:
+        """Whisper's own loop signal (``LOOP_COMPRESSION_RATIO``)."""
+        return (self.compression_ratio or 0.0) > LOOP_COMPRESSION_RATIO
 
 
 class ChunkTranscript(Frozen):

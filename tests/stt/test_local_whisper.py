@@ -206,3 +206,26 @@ def test_default_model_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: p
     assert default_model_dir() == tmp_path / "ai-video-processor" / "whisper-base"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     assert default_model_dir() == Path.home() / ".cache" / "ai-video-processor" / "whisper-base"
+
+
+def test_a_chunk_that_loops_is_decoded_again_with_a_repetition_penalty(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    looping = _ScriptedModel((0.0, 9.0, "오, 오, 오, 오, 오"))
+    looping.segments[0].compression_ratio = 3.9
+    retried = _ScriptedModel((0.0, 9.0, "오늘 날씨가 좋습니다"))
+    calls: list[float] = []
+
+    class _Model:
+        def transcribe(self, audio: str, **options: Any) -> tuple[Any, Any]:
+            calls.append(options["repetition_penalty"])
+            model = looping if options["repetition_penalty"] == 1.0 else retried
+            return model.transcribe(audio, **options)
+
+    monkeypatch.setattr(local_whisper, "load_whisper_model", lambda folder, threads: _Model())
+    chunk = AudioChunk(index=0, key="k", start_s=0.0, duration_s=10.0, size_bytes=1)
+    segments = LocalWhisperSpeechToText(model_dir=Path("unused")).transcribe_chunk(
+        Path("a.wav"), chunk
+    )
+    assert calls == [1.0, local_whisper.LOOP_RETRY_REPETITION_PENALTY]
+    assert [s.text for s in segments] == ["오늘 날씨가 좋습니다"]

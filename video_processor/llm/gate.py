@@ -8,7 +8,7 @@ A summary of that is invented from noise, so the gate
 1. drops segments that are only known hallucination phrases or non-speech tags
    ("[음악]", "♪"); the summariser never sees them (their ids stay valid in the result);
 2. drops loop segments, whatever the transcript's length: Whisper's own loop signal (a
-   compression ratio over ``LOOP_COMPRESSION_RATIO``), a segment dominated by one word or
+   compression ratio over ``models.LOOP_COMPRESSION_RATIO``), a segment dominated by one word or
    phrase, and the repeats in a run of ``IDENTICAL_RUN`` or more identical segments;
 3. rejects the transcript as a loop when loop segments hold at least ``MAX_LOOP_SHARE``
    of its characters, when what remains is dominated by one word or phrase, or when more
@@ -44,8 +44,6 @@ NGRAM_WORDS = 3
 # Fewer 3-grams than this is too few for the repeated-3-gram ratio (the checks below are
 # what catch short loops).
 MIN_NGRAMS_FOR_REPETITION = 20
-# Whisper's compression_ratio_threshold: a window whose text gzips this well is a loop.
-LOOP_COMPRESSION_RATIO = 2.4
 # "아마도" ten times in ten segments: a run of identical segments is a loop.
 IDENTICAL_RUN = 3
 # A text is dominated when one phrase of up to DOMINANT_MAX_WORDS words, seen at least
@@ -192,7 +190,7 @@ def loop_segments(segments: list[TranscriptSegment]) -> set[int]:
     loops = {
         index
         for index, segment in enumerate(segments)
-        if (segment.compression_ratio or 0.0) > LOOP_COMPRESSION_RATIO or is_dominated(segment.text)
+        if segment.engine_says_loop or is_dominated(segment.text)
     }
     run_start = 0
     keys = [normalise(segment.text) for segment in segments]

@@ -56,6 +56,11 @@ SIGNAL_DECIMALS = 3
 # -1.2). Silence is cut by VAD before decoding, and the quality gate reads both signals.
 NO_SPEECH_THRESHOLD = None
 AUTO_LANGUAGE = "auto"
+# A chunk that looped is decoded once more with a repetition penalty: still greedy, so the
+# same audio gives the same text. On 3.5 minutes of espeak-ng Korean it took loop segments
+# from 18 to 0 and CER from 0.85 to 0.76; used on every chunk it raised the English WER
+# from 0.054 to 0.261, so only a chunk that looped gets it.
+LOOP_RETRY_REPETITION_PENALTY = 1.2
 
 _models: dict[tuple[Path, int], WhisperModel] = {}
 _models_lock = threading.Lock()
@@ -116,6 +121,27 @@ class LocalWhisperSpeechToText:
     def _decode(
         self, audio_path: Path, chunk: AudioChunk, *, vad_filter: bool
     ) -> list[TranscriptSegment]:
+        segments = self._decode_once(audio_path, chunk, vad_filter=vad_filter)
+        loops = _loop_count(segments)
+        if loops:
+            retried = self._decode_once(
+                audio_path,
+                chunk,
+                vad_filter=vad_filter,
+                repetition_penalty=LOOP_RETRY_REPETITION_PENALTY,
+            )
+            if _loop_count(retried) < loops:
+                return retried
+        return segments
+
+    def _decode_once(
+        self,
+        audio_path: Path,
+        chunk: AudioChunk,
+        *,
+        vad_filter: bool,
+        repetition_penalty: float = 1.0,
+    ) -> list[TranscriptSegment]:
         model = load_whisper_model(self.model_dir, self.cpu_threads)
         language = None if self.language == AUTO_LANGUAGE else self.language
         try:
@@ -127,6 +153,7 @@ class LocalWhisperSpeechToText:
                 no_speech_threshold=NO_SPEECH_THRESHOLD,
                 condition_on_previous_text=False,
                 vad_filter=vad_filter,
+                repetition_penalty=repetition_penalty,
             )
             # The segments are a lazy generator: decoding errors surface while iterating.
             decoded = list(raw_segments)
@@ -142,6 +169,10 @@ class LocalWhisperSpeechToText:
             for raw in decoded
             if raw.text.strip() and raw.start < duration_s
         ]
+
+
+def _loop_count(segments: list[TranscriptSegment]) -> int:
+    return sum(segment.engine_says_loop for segment in segments)
 
 
 def _segment(raw: Segment, chunk: AudioChunk, language: str) -> TranscriptSegment:
