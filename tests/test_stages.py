@@ -247,3 +247,13 @@ def test_the_result_carries_confidence_language_gaps_and_flags():
     clean = transcript.model_copy(update={"gaps": [], "segments": segments[:1]})
     meta = stages.build_result(job, manifest, clean, summary, StageTimings(), 5).meta
     assert (meta.flags, meta.low_confidence, meta.low_confidence_share) == ([], False, 0.0)
+
+
+def test_loop_segments_kept_from_the_summariser_flag_the_result():
+    job = JobContext(bucket="b", key="videos/u/j.mp4", user_id="u", job_id="j", extension="mp4")
+    manifest = AudioManifest(chunks=[CHUNK], video_duration_s=165, audio_filter="none")
+    looped = [*SPEECH, *[SPEECH[-1].model_copy(update={"start_s": 170.0, "end_s": 171.0})] * 2]
+    transcript = Transcript(engine="local", language="ko", segments=looped)
+    summary = Summary(engine="local", model="extractive", text="요약")
+    meta = stages.build_result(job, manifest, transcript, summary, StageTimings(), 5).meta
+    assert meta.flags == ["loops"]

@@ -324,7 +324,7 @@ class ResultMeta(Frozen):
     gaps: list[TimeRange] = Field(default_factory=list)
     low_confidence: bool = False
     low_confidence_share: float = 0.0
-    # "gaps", "low_confidence": a DONE that a reader should not take at face value.
+    # "gaps", "loops", "low_confidence": a DONE a reader should not take at face value.
     flags: list[str] = Field(default_factory=list)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from video_processor import audio, s3, subtitles
 from video_processor.errors import AudioError, PipelineError, error_code_of
+from video_processor.llm.gate import loop_segments
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
     LOW_CONFIDENCE_JOB_SHARE,
@@ -292,11 +293,9 @@ def build_result(
 ) -> ResultDocument:
     low_share = transcript.low_confidence_share
     low_confidence = low_share >= LOW_CONFIDENCE_JOB_SHARE
-    flags = [
-        name
-        for name, raised in (("gaps", transcript.gaps), ("low_confidence", low_confidence))
-        if raised
-    ]
+    loops = loop_segments([segment for segment in transcript.segments if segment.text])
+    raised = {"gaps": bool(transcript.gaps), "loops": bool(loops), "low_confidence": low_confidence}
+    flags = [name for name, up in raised.items() if up]
     return ResultDocument(
         job_id=job.job_id,
         user_id=job.user_id,

@@ -10,8 +10,8 @@ A summary of that is invented from noise, so the gate
 2. drops loop segments, whatever the transcript's length: Whisper's own loop signal (a
    compression ratio over ``models.LOOP_COMPRESSION_RATIO``), a segment dominated by one word or
    phrase, and the repeats in a run of ``IDENTICAL_RUN`` or more identical segments;
-3. rejects the transcript as a loop when loop segments hold at least ``MAX_LOOP_SHARE``
-   of its characters, when what remains is dominated by one word or phrase, or when more
+3. rejects the transcript as a loop when loop segments cover at least ``MAX_LOOP_SHARE``
+   of its speech time, when what remains is dominated by one word or phrase, or when more
    than ``max_repeated_ngram_ratio`` of its word 3-grams are repeats;
 4. rejects it when what remains has fewer than ``min_chars`` characters ("no speech
    recognised", or "speech too noisy to transcribe" when most of the audio is broadband
@@ -222,7 +222,7 @@ def screen_transcript(
         kept.append(segment)
     loops = loop_segments(kept)
     loop_ids = [kept[i].id if kept[i].id is not None else -1 for i in sorted(loops)]
-    loop_chars = sum(len(normalise(kept[i].text)) for i in loops)
+    loop_s = sum(max(0.0, kept[i].end_s - kept[i].start_s) for i in loops)
     kept = [segment for index, segment in enumerate(kept) if index not in loops]
     speech = transcript.model_copy(update={"segments": kept})
     text = speech.text
@@ -245,10 +245,11 @@ def screen_transcript(
         low_confidence_share=speech.low_confidence_share,
     )
     problems = []
-    if loop_chars and loop_chars >= MAX_LOOP_SHARE * (loop_chars + speech_chars):
+    loop_share = loop_s / (loop_s + speech_s) if loop_s + speech_s > 0 else float(bool(loops))
+    if loops and loop_share >= MAX_LOOP_SHARE:
         problems.append(
-            f"{len(loops)} loop segments hold {loop_chars} of {loop_chars + speech_chars} "
-            "characters (an STT hallucination loop)"
+            f"{len(loops)} loop segments cover {loop_share:.0%} of the speech time "
+            "(an STT hallucination loop)"
         )
     elif dominance is not None and dominance >= DOMINANT_SHARE:
         problems.append(
