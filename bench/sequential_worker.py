@@ -40,7 +40,7 @@ from video_processor.config import Settings, SttEngineName, load_settings
 from video_processor.events import MessageParseError, parse_message_body
 from video_processor.llm.base import Summarizer
 from video_processor.llm.gate import screen_for_summary, transcript_to_store
-from video_processor.models import AudioOptions, JobContext, StageTimings, Transcript
+from video_processor.models import AudioOptions, JobContext, StageTimings
 from video_processor.stt.base import SpeechToText
 
 WAIT_TIME_S = 1
@@ -69,7 +69,7 @@ class SequentialWorker:
             queue_url=queue_url,
             sqs=aws.get_client("sqs"),
             s3=aws.get_s3_client(),
-            stt=build_stt_engine(stt_engine, settings),
+            stt=build_stt_engine(stt_engine, settings.stt_language, settings),
             stt_engine=stt_engine,
             summarizer=build_summarizer(resolve_llm_engine(settings), settings),
             backend=load_block(BackendCallback, settings.blocks.backend).get_client(),
@@ -106,13 +106,12 @@ class SequentialWorker:
                 self.s3, job, work_bucket=bucket, options=AudioOptions.from_settings(self.settings)
             )
             stt_started = time.monotonic()
-            segments = [
-                segment
+            parts = [
+                stages.transcribe_chunk(self.s3, self.stt, bucket, chunk)
                 for chunk in manifest.chunks
-                for segment in stages.transcribe_chunk(self.s3, self.stt, bucket, chunk)
             ]
-            transcript = Transcript(
-                engine=self.stt_engine, language=self.settings.stt_language, segments=segments
+            transcript = stages.join_chunks(
+                self.stt_engine, self.settings.stt_language, manifest.chunks, parts
             )
             stt_ms = int((time.monotonic() - stt_started) * 1000)
             screened = screen_for_summary(transcript, manifest.audio_duration_s, self.settings)
