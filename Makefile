@@ -54,6 +54,11 @@ bench-accuracy: install  ## WER of the audio profiles on noisy real speech -> be
 	@scripts/install-system-deps.sh --bench
 	$(PY) -m bench.accuracy
 
+.PHONY: bench-transcripts
+bench-transcripts: install  ## transcripts per kind of upload: CER/WER, coverage, loops, confidence, outcome -> bench/results/transcripts.json
+	@scripts/install-system-deps.sh --bench
+	$(PY) -m bench.transcripts
+
 .PHONY: bench-audio
 bench-audio: install  ## audio stage time / filter-chain-only time on a 10 min upload -> bench/results/audio.json
 	$(PY) -m bench.audio

@@ -41,6 +41,7 @@ from video_processor.logs import get_logger, job_fields, log_stage
 from video_processor.models import (
     AudioChunk,
     AudioManifest,
+    ChunkTranscript,
     DoneCallback,
     FailedCallback,
     JobContext,
@@ -49,7 +50,6 @@ from video_processor.models import (
     RunPlan,
     Summary,
     Transcript,
-    TranscriptSegment,
 )
 
 logger = get_logger("tasks")
@@ -143,31 +143,28 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
             parts.append(future.result())
             progress.advance()
     progress.close()
-    segments = [segment for part in parts for segment in part]
-    return Transcript(engine=plan.stt_engine, language=plan.stt_language, segments=segments)
+    return stages.join_chunks(plan.stt_engine, plan.stt_language, manifest.chunks, parts)
 
 
-def _transcribe_stored(
-    chunk: AudioChunk, plan: RunPlan, store: ResultStore
-) -> list[TranscriptSegment]:
+def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> ChunkTranscript:
     """One chunk, from the result store when an earlier attempt already transcribed it."""
     key = chunk_result_key(chunk, plan)
     if store.exists(key):
         record = store.read(key)
-        return list(record.result)
+        return ChunkTranscript.model_validate(record.result)
     cancellation.raise_if_requested()
     with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
         throttle = runtime.request_throttle("stt", plan.stt_engine)
         if throttle is not None:
             throttle()
-        segments = stages.transcribe_chunk(
+        part = stages.transcribe_chunk(
             runtime.s3_client(),
             runtime.stt_engine(plan),
             runtime.settings().result_bucket_name,
             chunk,
         )
-    store.write(segments, key=key)
-    return segments
+    store.write(part, key=key)
+    return part
 
 
 def chunk_result_key(chunk: AudioChunk, plan: RunPlan) -> str:

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     claude_max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 2000
     claude_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
     summary_max_chars: Annotated[int, Field(ge=50)] = 800
+    # The summary's language, whatever the spoken one (STT_LANGUAGE=auto may detect another).
+    summary_language: str = "ko"
     # Summary quality, long transcripts and cost (issue 5; README "Summaries").
     summary_min_chars: Annotated[int, Field(ge=1)] = 100
     llm_single_call_max_input_tokens: Annotated[int, Field(ge=1000)] = 30_000

@@ -11,7 +11,8 @@ raised (one mapping per client module) and chained with ``from exc``.
     ├── AudioError                  FFMPEG_FAILED
     ├── SpeechToTextError           STT_BAD_RESPONSE
     │   ├── SpeechToTextTimeout     STT_TIMEOUT
-    │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, noise, loops)
+    │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, loops)
+    │       └── SpeechTooNoisy      STT_BAD_RESPONSE  (audible sound, broadband noise)
     ├── SummaryError                LLM_BAD_RESPONSE
     │   ├── SummaryTimeout          LLM_TIMEOUT
     │   └── SummaryRefused          LLM_REFUSED  (the model declined: never retried)
@@ -90,6 +91,11 @@ class TranscriptRejected(SpeechToTextError):
     The contract has no code of its own for it; the STT stage answered something unusable,
     so it is ``STT_BAD_RESPONSE``, never retried (the same audio gives the same transcript).
     """
+
+
+class SpeechTooNoisy(TranscriptRejected):
+    """Sound throughout, but under broadband noise the engine recognised no usable speech:
+    told apart from silence so that a user knows a cleaner recording may work."""
 
 
 class SummaryError(PipelineError):

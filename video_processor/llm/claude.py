@@ -319,7 +319,10 @@ class ClaudeSummarizer:
 
     def _limits(self, transcript: Transcript) -> SummaryLimits:
         return SummaryLimits.for_transcript(
-            transcript, min_chars=self.policy.min_chars, max_chars=self.policy.max_chars
+            transcript,
+            min_chars=self.policy.min_chars,
+            max_chars=self.policy.max_chars,
+            language=self.policy.language,
         )
 
     def _count_tokens(self, ledger: _Ledger, prompt: str) -> int | None:

@@ -54,7 +54,8 @@ from video_processor.models import Transcript, TranscriptSegment
 ENGINE_NAME = "clova-speech"
 API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
 # Pipeline language codes (STT_LANGUAGE) to CLOVA Speech's; its own codes pass through.
-SPEECH_LANGUAGES = {"ko": "ko-KR", "en": "en-US", "ja": "ja", "zh": "zh-cn"}
+# ``auto`` is ``enko``, the service's Korean-English mode (the only detection it offers).
+SPEECH_LANGUAGES = {"ko": "ko-KR", "en": "en-US", "ja": "ja", "zh": "zh-cn", "auto": "enko"}
 NATIVE_LANGUAGES = frozenset({"ko-KR", "en-US", "enko", "ja", "zh-cn", "zh-tw"})
 MAX_SYNC_AUDIO_SECONDS = 2 * 3600
 MAX_ASYNC_AUDIO_SECONDS = 6 * 3600
@@ -326,11 +327,20 @@ def parse_segments(reply: Mapping[str, Any]) -> list[TranscriptSegment]:
                     end_s=round(end_s, TIME_DECIMALS),
                     text=text,
                     speaker=speaker_of(item),
+                    confidence=confidence_of(item),
                 )
             )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise SpeechToTextError(f"CLOVA Speech result has a malformed segment: {exc}") from exc
     return sorted(segments, key=lambda segment: (segment.start_s, segment.end_s))
+
+
+def confidence_of(segment: Mapping[str, Any]) -> float | None:
+    """The segment's ``confidence`` (0..1), when the service gave a usable one."""
+    value = segment.get("confidence")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return round(min(1.0, max(0.0, float(value))), 3)
 
 
 def speaker_of(segment: Mapping[str, Any]) -> str | None:
