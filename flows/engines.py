@@ -22,7 +22,6 @@ from video_processor.llm.base import Summarizer, SummaryPolicy
 from video_processor.llm.local_extractive import LocalExtractiveSummarizer
 from video_processor.stt.base import SpeechToText
 from video_processor.stt.clova_speech import ClovaSpeechLongForm
-from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
 
 B = TypeVar("B", bound=Block)
 
@@ -67,6 +66,13 @@ def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
     if name is SttEngineName.CLOVA_CSR:
         clova = _require(ClovaCsrCredentials, settings.blocks.clova, "STT_ENGINE")
         return clova.get_engine(language=settings.stt_language)
+    try:  # the offline engine is not installed in the `cloud` image
+        from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
+    except ImportError as error:
+        raise ConfigurationError(
+            f"the local STT engine is not installed ({error}); configure CLOVA "
+            "(its block) or run the `full` image"
+        ) from error
     return LocalWhisperSpeechToText(
         language=settings.stt_language,
         model_dir=settings.whisper_model_dir or default_model_dir(),
