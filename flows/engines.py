@@ -62,11 +62,13 @@ def resolve_llm_engine(settings: Settings) -> LlmEngineName:
     return LlmEngineName.CLAUDE if claude else LlmEngineName.LOCAL
 
 
-def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
+def build_stt_engine(name: SttEngineName, language: str, settings: Settings) -> SpeechToText:
     if name is SttEngineName.CLOVA_CSR:
         clova = _require(ClovaCsrCredentials, settings.blocks.clova, "STT_ENGINE")
-        return clova.get_engine(language=settings.stt_language)
-    try:  # the offline engine is not installed in the `cloud` image
+        return clova.get_engine(language=language)
+    # Imported only when used: faster-whisper and its runtime are heavy to import, and
+    # the `cloud` image does not have them.
+    try:
         from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
     except ImportError as error:
         raise ConfigurationError(
@@ -74,15 +76,14 @@ def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
             "(its block) or run the `full` image"
         ) from error
     return LocalWhisperSpeechToText(
-        language=settings.stt_language,
-        model_dir=settings.whisper_model_dir or default_model_dir(),
+        language=language, model_dir=settings.whisper_model_dir or default_model_dir()
     )
 
 
-def build_media_engine(settings: Settings) -> ClovaSpeechLongForm:
+def build_media_engine(language: str, settings: Settings) -> ClovaSpeechLongForm:
     """The long-form engine, which transcribes the whole video in one job."""
     block = _require(ClovaSpeechCredentials, settings.blocks.clova_speech, "STT_ENGINE")
-    return block.get_engine(language=settings.stt_language)
+    return block.get_engine(language=language)
 
 
 def request_throttle(kind: str, engine: str, settings: Settings) -> Callable[[], None] | None:

@@ -31,7 +31,9 @@ from local_stack.demo import wait_for_final_state
 from local_stack.sample_video import make_korean_speech_video
 from local_stack.stack import (
     DEPLOYMENT,
+    ISOLATED_DEPLOYMENT,
     REPO_ROOT,
+    WARM_WORK_POOL,
     WORK_POOL,
     aws_client,
     free_port,
@@ -44,9 +46,8 @@ DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 STAND_IN_BASE = "ai-video-processor-base:bookworm"
 IMAGE = "ai-video-processor:0.1.0"
 FULL_IMAGE = f"{IMAGE}-full"  # IMAGE is the cloud image
+IMAGES = (IMAGE, FULL_IMAGE)
 APP_UID = "10001"
-WARM_POOL = "local-warm"
-WARM_DEPLOYMENT = "process-video/process-video-warm"
 K8S_DEPLOYMENT = "process-video/process-video-k8s"
 USER = "image-check"
 CONTAINER_PREFIX = "avp-image-check"
@@ -243,7 +244,7 @@ def check_no_secrets(docker: Docker, env: Mapping[str, str], targets: Sequence[s
     """No secret value in `docker inspect` of images and containers, nor in image history."""
     secret_values = secrets_of(env)
     texts = [docker.run("inspect", target) for target in targets]
-    texts += [docker.run("history", "--no-trunc", image) for image in (IMAGE, FULL_IMAGE)]
+    texts += [docker.run("history", "--no-trunc", image) for image in IMAGES]
     for text in texts:
         leaked = [key for key, value in secret_values.items() if value in text]
         assert not leaked, f"secrets visible to docker inspect/history: {leaked}"
@@ -300,10 +301,12 @@ class Check:
             time.sleep(1)
         raise RuntimeError(f"{name} not {wanted} within {HEALTH_TIMEOUT_S:.0f} s")
 
-    def start_sensor(self, deployment: str) -> str:
+    def start_sensor(self, isolated: str | None = None) -> str:
+        """The sensor container; `isolated`: every upload goes to that deployment."""
         name = f"{CONTAINER_PREFIX}-sensor"
-        env = {**SENSOR_ENV, "PROCESS_VIDEO_DEPLOYMENT": deployment}
-        env["SENSOR_METRICS_PORT"] = str(free_port())
+        env = {**SENSOR_ENV, "SENSOR_METRICS_PORT": str(free_port())}
+        if isolated:
+            env.update(ROUTE_MAX_WARM_BYTES="0", ISOLATED_VIDEO_DEPLOYMENT=isolated)
         self.docker.start(name, IMAGE, env, self.mount, *HEALTH_OPTIONS, IMAGE)
         self.wait_for_health(name, "healthy")
         uid = self.docker.run("exec", name, "id", "-u")
@@ -353,13 +356,14 @@ class Check:
                 time.sleep(1)
         raise RuntimeError(f"no flow run for {job_id} within {RUN_TIMEOUT_S:.0f} s")
 
-    def through(self, label: str, deployment: str, worker: Sequence[str] | None) -> float:
-        """The sensor (to `deployment`) and a worker as containers: upload to DONE.
+    def through(self, label: str, isolated: str | None, worker: Sequence[str] | None) -> None:
+        """The sensor and a worker as containers: a video from upload to DONE.
 
-        Without a worker, the run is executed as a Kubernetes Job's pod would: the
-        work-pool template's command in a container of its own, one interpreter.
+        `isolated` None: the upload takes the warm deployment. Without a worker the run is
+        executed as a Kubernetes Job's pod would: the work-pool template's command in a
+        container of its own.
         """
-        sensor = self.start_sensor(deployment)
+        sensor = self.start_sensor(isolated)
         if worker:
             self.docker.start(f"{CONTAINER_PREFIX}-{label}", IMAGE, {}, self.mount, IMAGE, *worker)
         job_id = f"{label}-{int(time.time())}"
@@ -370,7 +374,6 @@ class Check:
         self.timings[label] = elapsed
         log(f"{label}: upload -> DONE in {elapsed:.1f} s (result {key})")
         self.docker.run("rm", "-f", sensor)
-        return elapsed
 
     def run_as_pod(self, flow_run_id: str) -> None:
         template = json.loads((REPO_ROOT / "deploy/k8s/work-pool-template.json").read_text())
@@ -411,7 +414,7 @@ def image_size_mb(docker: Docker, image: str) -> float:
     return int(docker.run("image", "inspect", "--format", "{{.Size}}", image)) / 1e6
 
 
-def run_checks(docker: Docker, work: Path, base_request: str, warm: str) -> list[str]:
+def run_checks(docker: Docker, work: Path, base_request: str, warm: bool) -> list[str]:
     started = time.monotonic()
     base = base_image(docker, base_request)
     built = build_images(docker, base, work)
@@ -419,18 +422,9 @@ def run_checks(docker: Docker, work: Path, base_request: str, warm: str) -> list
     check_image(docker, FULL_IMAGE, offline_engines=True)
 
     folder = work / "stack"
+    command = [sys.executable, "-m", "local_stack", "up", "--dir", str(folder), "--engines"]
     up = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "local_stack",
-            "up",
-            "--dir",
-            str(folder),
-            "--engines",
-            "fake",
-            "--external-workers",
-        ],
+        [*command, "fake", "--external-workers"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -441,41 +435,35 @@ def run_checks(docker: Docker, work: Path, base_request: str, warm: str) -> list
     try:
         env = read_stack_env(folder)
         check = Check(docker, env, container_env_file(env, work), work)
-        with prefect_client(env) as client:
-            pools = {pool.name for pool in client.read_work_pools()}
-        use_warm = warm == "on" or (warm == "auto" and WARM_POOL in pools)
-        deployments = [DEPLOYMENT, K8S_DEPLOYMENT, *([WARM_DEPLOYMENT] if use_warm else [])]
+        deployments = [DEPLOYMENT, ISOLATED_DEPLOYMENT, K8S_DEPLOYMENT]
         deploy_from_image(check, deployments)
         log(f"deployed {', '.join(deployments)} from the image (APP_ROOT=/app)")
 
-        sensor = check.start_sensor(DEPLOYMENT)
+        sensor = check.start_sensor()
         log(f"sensor container healthy (uid {APP_UID}); freezing its process")
         unhealthy_after = check.stop_sensor(sensor)
         log(f"health check unhealthy {unhealthy_after:.0f} s after the sensor stopped")
         docker.run("rm", "-f", sensor)
 
-        if use_warm:
-            warm_worker = ("prefect", "worker", "start", "--pool", WARM_POOL, "--type", "warm")
-            check.through("warm", WARM_DEPLOYMENT, warm_worker)
+        worker = ("prefect", "worker", "start", "--pool")
+        if warm:
+            check.through("warm", None, (*worker, WARM_WORK_POOL, "--type", "warm"))
         else:
-            log(f"warm worker: skipped (no {WARM_POOL} pool in this stack; --warm on forces it)")
-        process_worker = ("prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process")
-        check.through("process", DEPLOYMENT, process_worker)
+            log("warm worker: skipped (--no-warm)")
+        check.through("process", ISOLATED_DEPLOYMENT, (*worker, WORK_POOL, "--type", "process"))
         check.through("k8s-pod", K8S_DEPLOYMENT, None)
-        check_no_secrets(docker, env, [*docker.started, IMAGE, FULL_IMAGE])
+        check_no_secrets(docker, env, [*docker.started, *IMAGES])
     finally:
         docker.remove_started()
         stack_command("down", folder)
     log(compose_note(docker))
     stand_in = "" if base == base_request else f" (stand-in: {base_request} cannot be pulled)"
+    sizes = [f"image size {name}: {image_size_mb(docker, name):.0f} MB" for name in IMAGES]
     return [
         f"base image: {base}{stand_in}",
         *built,
         f"image-check took {time.monotonic() - started:.0f} s",
-        *[
-            f"image size {image}: {image_size_mb(docker, image):.0f} MB"
-            for image in (IMAGE, FULL_IMAGE)
-        ],
+        *sizes,
         *[
             f"upload -> DONE through the containers ({label}): {seconds:.1f} s"
             for label, seconds in check.timings.items()
@@ -488,10 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(".local-image-check"))
     parser.add_argument("--base-image", default=os.environ.get("BASE_IMAGE", DEFAULT_BASE_IMAGE))
     parser.add_argument(
-        "--warm",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="the warm-worker step (auto: when the stack has the local-warm pool)",
+        "--no-warm", dest="warm", action="store_false", help="skip the warm worker's run"
     )
     args = parser.parse_args(argv)
     work = args.dir.resolve()

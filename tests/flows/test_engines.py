@@ -14,4 +14,4 @@ def test_the_local_engine_without_faster_whisper_is_a_configuration_error(
     monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import raises ImportError
     monkeypatch.delitem(sys.modules, "video_processor.stt.local_whisper", raising=False)
     with pytest.raises(ConfigurationError, match="local STT engine is not installed"):
-        build_stt_engine(SttEngineName.LOCAL, Settings())
+        build_stt_engine(SttEngineName.LOCAL, "ko", Settings())
