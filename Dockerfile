@@ -47,13 +47,15 @@ RUN set -eu; cd ffmpeg-*/; \
         --enable-openssl --enable-zlib \
         --enable-protocol=file,pipe,http,https,tls,tcp \
         --enable-demuxer=mov,matroska,avi,flv,mpegts,mpegps,asf,ogg,wav,mp3,aac,flac \
-        --enable-decoder="$audio_decoders" --enable-parser='*' \
+        --enable-decoder="$audio_decoders" \
+        --enable-parser=aac,aac_latm,ac3,adx,amr,cook,dca,dolby_e,flac,g723_1,g729,gsm,mlp,mpegaudio,opus,sipr,tak,vorbis,xma \
         --enable-filter=abuffer,abuffersink,aformat,anull,aresample,atrim,highpass,lowpass,afftdn,anlmdn \
-        --enable-encoder=pcm_s16le --enable-muxer=s16le,wav,null \
+        --enable-encoder=pcm_s16le --enable-muxer=pcm_s16le,wav,null \
         >/dev/null; \
     make -j"$(nproc)" >/dev/null; \
     make install >/dev/null; \
-    /opt/ffmpeg/bin/ffmpeg -hide_banner -filters | grep -q afftdn
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -filters | grep -q afftdn; \
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -muxers | grep -q ' s16le '
 
 FROM base AS runtime
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /opt/ffmpeg/bin/ffprobe /usr/local/bin/

@@ -224,10 +224,12 @@ def check_image(docker: Docker, image: str, *, offline_engines: bool) -> None:
     assert tools.stdout.strip() == "", f"{image} has build tools: {tools.stdout.split()}"
     filters = in_image(docker, image, "ffmpeg", "-hide_banner", "-filters").stdout
     assert "afftdn" in filters and "highpass" in filters, f"{image}: FFmpeg lacks its filters"
+    muxers = in_image(docker, image, "ffmpeg", "-hide_banner", "-muxers").stdout
+    assert " s16le " in muxers, f"{image}: FFmpeg cannot write raw PCM"
     whisper = in_image(docker, image, "python", "-c", "import faster_whisper")
     assert (whisper.returncode == 0) is offline_engines, f"{image}: faster-whisper {whisper}"
     log(
-        f"{image}: user app (uid {uid}), bytecode compiled, no build tools, FFmpeg filters ok, "
+        f"{image}: user app (uid {uid}), bytecode compiled, no build tools, FFmpeg ok, "
         f"offline engines {'included' if offline_engines else 'absent'}"
     )
 
