@@ -155,6 +155,21 @@ def test_compose_services_use_the_dockerfiles_two_targets() -> None:
     assert services["sensor"]["build"]["target"] == "cloud"
 
 
+def test_compose_deploys_what_the_sensor_routes_to_and_a_worker_polls_each_pool() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    setup = " ".join(services["setup"]["command"])
+    named = {deployment["name"]: deployment for deployment in deployments()}
+    polled = {
+        service["command"][service["command"].index("--pool") + 1]
+        for service in services.values()
+        if service.get("command", [])[:3] == ["prefect", "worker", "start"]
+    }
+    for deployment in ("process-video-warm", "process-video-local"):
+        assert f"--name {deployment}" in setup
+        assert named[deployment]["work_pool"]["name"] in polled
+    assert setup.index("deploy") < setup.index("blocks.bootstrap")  # automations name them
+
+
 # --- prefect.yaml --------------------------------------------------------------------
 
 
