@@ -303,9 +303,9 @@ class Check:
             time.sleep(1)
         raise RuntimeError(f"{name} not {wanted} within {HEALTH_TIMEOUT_S:.0f} s")
 
-    def start_sensor(self, isolated: str | None = None) -> str:
+    def start_sensor(self, label: str, isolated: str | None = None) -> str:
         """The sensor container; `isolated`: every upload goes to that deployment."""
-        name = f"{CONTAINER_PREFIX}-sensor"
+        name = f"{CONTAINER_PREFIX}-sensor-{label}"
         env = {**SENSOR_ENV, "SENSOR_METRICS_PORT": str(free_port())}
         if isolated:
             env.update(ROUTE_MAX_WARM_BYTES="0", ISOLATED_VIDEO_DEPLOYMENT=isolated)
@@ -365,7 +365,7 @@ class Check:
         executed as a Kubernetes Job's pod would: the work-pool template's command in a
         container of its own.
         """
-        sensor = self.start_sensor(isolated)
+        sensor = self.start_sensor(label, isolated)
         if worker:
             self.docker.start(f"{CONTAINER_PREFIX}-{label}", IMAGE, {}, self.mount, IMAGE, *worker)
         job_id = f"{label}-{int(time.time())}"
@@ -375,7 +375,7 @@ class Check:
         elapsed, key = self.wait_for_done(job_id, started)
         self.timings[label] = elapsed
         log(f"{label}: upload -> DONE in {elapsed:.1f} s (result {key})")
-        self.docker.run("rm", "-f", sensor)
+        self.docker.run("stop", sensor)  # kept for the `docker inspect` check
 
     def run_as_pod(self, flow_run_id: str) -> None:
         template = json.loads((REPO_ROOT / "deploy/k8s/work-pool-template.json").read_text())
@@ -441,11 +441,11 @@ def run_checks(docker: Docker, work: Path, base_request: str, warm: bool) -> lis
         deploy_from_image(check, deployments)
         log(f"deployed {', '.join(deployments)} from the image (APP_ROOT=/app)")
 
-        sensor = check.start_sensor()
+        sensor = check.start_sensor("health")
         log(f"sensor container healthy (uid {APP_UID}); freezing its process")
         unhealthy_after = check.stop_sensor(sensor)
         log(f"health check unhealthy {unhealthy_after:.0f} s after the sensor stopped")
-        docker.run("rm", "-f", sensor)
+        docker.run("stop", sensor)
 
         worker = ("prefect", "worker", "start", "--pool")
         if warm:
