@@ -37,7 +37,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench
+	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench workers
 
 test: lint typecheck
 	$(VENV)/bin/pytest -q

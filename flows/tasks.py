@@ -15,6 +15,7 @@ process and reused by every run a warm worker executes.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -85,7 +86,7 @@ def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P,
     `cached` stages keep their results in the result storage by their inputs, so a
     retried run does not pay for them again."""
     settings = runtime.settings()
-    return task(
+    declare = task(
         name=name,
         retries=settings.max_retries,
         retry_delay_seconds=retry_delays(settings.max_retries, settings.retry_delay_seconds),
@@ -95,6 +96,18 @@ def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P,
         persist_result=cached,
         on_completion=[count_retries],
     )
+
+    def decorate(stage: Callable[P, R]) -> Task[P, R]:
+        @functools.wraps(stage)
+        def unless_cancelled(*args: P.args, **kwargs: P.kwargs) -> R:
+            # Task states are orchestrated client-side: nothing stops a task of a run that
+            # is Cancelling but this check (a process-per-run worker kills the process).
+            cancellation.raise_if_requested()
+            return stage(*args, **kwargs)
+
+        return declare(unless_cancelled)
+
+    return decorate
 
 
 @stage_task("prepare-audio", cached=True)

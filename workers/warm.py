@@ -15,11 +15,13 @@ What operators rely on is kept:
 
 - *Limits*: at most `--limit` runs at once (default WARM_WORKER_MAX_CONCURRENT_RUNS);
   runs over it stay Scheduled for the next poll or another worker.
-- *Cancellation* from the UI or API: the run's next task is refused by the server and
-  the stages check between chunks (`flows.cancellation`); the worker then runs the
-  flow's `on_cancellation` hooks and marks it Cancelled. What cannot be interrupted is
-  the step in progress: one STT request, one LLM call or the FFmpeg pass, each bounded
-  by its own timeout, so a cancellation takes at most about that long.
+- *Cancellation* from the UI or API: the worker reads its runs' states every
+  WARM_WORKER_CANCEL_POLL_SECONDS; a Cancelling run's next task, or next chunk, does
+  not start (`flows.cancellation`), and the worker runs the flow's `on_cancellation`
+  hooks and marks it Cancelled. What cannot be interrupted is the step in progress: one
+  STT request, one LLM call (a long transcript's summary is several) or the FFmpeg
+  pass, each bounded by its own timeout, so a cancellation takes at most the poll
+  interval plus that long.
 - *SIGTERM* (pod shutdown, `make down`): claiming stops at once; runs in hand get
   WARM_WORKER_DRAIN_SECONDS to finish; a run still going then is marked Crashed with
   that reason, so the crash automation reschedules it elsewhere (its cached stages are

@@ -33,7 +33,7 @@ class RecordingPrefect:
             raise self.fail_with
         self.first_run.set()
         time.sleep(self.seconds_per_run)
-        self.calls.append(kwargs)
+        self.calls.append({**kwargs, "deployment_id": deployment_id})
         return type("FlowRun", (), {"id": uuid.uuid4()})()
 
 
@@ -206,3 +206,23 @@ def test_messages_whose_runs_exist_are_deleted_even_when_a_later_one_fails(sqs_c
     assert len(prefect.calls) == 1
     assert sensor.counters.deleted == 1
     assert visible_messages(sqs_client, queue) == 1
+
+
+def test_small_uploads_go_to_the_warm_deployment_and_large_ones_to_the_isolated_one(
+    sqs_client, queue
+):
+    prefect = RecordingPrefect()
+    body = json.loads(event("videos/7/small.mp4", "videos/7/large.mp4"))
+    body["Records"][1]["s3"]["object"]["size"] = 10**10
+    sqs_client.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    sensor = make_sensor(sqs_client, queue, prefect)
+    warm, isolated = uuid.uuid4(), uuid.uuid4()
+    sensor.routes = Routes(warm=warm, isolated=isolated, max_warm_bytes=10**6)
+
+    sensor.poll_once()
+
+    assert [(call["name"], call["deployment_id"]) for call in prefect.calls] == [
+        ("job-small", warm),
+        ("job-large", isolated),
+    ]
+    assert "route:isolated" in prefect.calls[1]["tags"]
