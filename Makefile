@@ -15,7 +15,7 @@ help:
 system-deps:
 	@scripts/install-system-deps.sh
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-cloud.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
@@ -90,3 +90,14 @@ N_THROUGHPUT ?= $(if $(filter command line environment,$(origin N)),$(N),100)
 THROUGHPUT_ARGS ?=
 bench-throughput: install  ## N videos per orchestration mode vs a sequential worker -> bench/results/throughput.json (~25 min at N=100)
 	$(PY) -m bench.throughput --n $(N_THROUGHPUT) $(THROUGHPUT_ARGS)
+
+.PHONY: image image-base image-check
+BASE_IMAGE ?= python:3.11-slim-bookworm
+image:  ## the images' two targets, ai-video-processor:0.1.0-cloud (also :0.1.0) and -full, on BASE_IMAGE
+	BASE_IMAGE=$(BASE_IMAGE) scripts/build-image.sh
+
+image-base:  ## a stand-in base image from Debian packages (debootstrap): ai-video-processor-base:bookworm
+	scripts/stand-in-base.sh
+
+image-check: install  ## build the images and run sensor, workers and a pod's run from them (not in `make test`)
+	$(PY) -m local_stack.image_check --base-image $(BASE_IMAGE)

@@ -70,7 +70,7 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import aws_client, read_stack_env, stack_command
+from local_stack.stack import aws_client, prefect_client, read_stack_env, stack_command
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results" / "chaos.json"
@@ -398,7 +398,7 @@ def read_all_flow_runs(client: SyncPrefectClient, **filters: Any) -> list[FlowRu
 
 def active_flow_runs(env: dict[str, str]) -> int:
     """Runs still to finish; the crash sweep's next scheduled runs are not waited for."""
-    with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
+    with prefect_client(env) as client:
         flow_filter = FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATES))
         )
@@ -536,7 +536,7 @@ def count_result_objects(s3: Any, bucket: str) -> tuple[Counter[str], Counter[st
 
 def flow_runs_per_job(env: dict[str, str]) -> tuple[Counter[str], dict[str, str]]:
     """Flow runs per job, and the state type of each job's (last) run."""
-    with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
+    with prefect_client(env) as client:
         runs = [run for run in read_all_flow_runs(client) if run.name.startswith("job-")]
     states = {
         run.name.removeprefix("job-"): run.state_type.value if run.state_type else "?"

@@ -81,7 +81,14 @@ from bench.latency_model import (
     configure_fakes,
 )
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import DEPLOYMENT, REPO_ROOT, aws_client, read_stack_env, stack_command
+from local_stack.stack import (
+    DEPLOYMENT,
+    REPO_ROOT,
+    aws_client,
+    prefect_client,
+    read_stack_env,
+    stack_command,
+)
 from video_processor.config import SttEngineName, concurrency_limit_name
 
 HERE = Path(__file__).resolve().parent
@@ -221,7 +228,7 @@ def run_job(
     record = wait_for_done(env, job_id, timeout_s)
     accepted = [c for c in record["callbacks"] if c.get("accepted")]
     callback_at = datetime.fromisoformat(accepted[0]["received_at"]).timestamp()
-    with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
+    with prefect_client(env) as client:
         flow_run = finished_flow_run(client, f"job-{job_id}")
         task_runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id]))
@@ -302,13 +309,13 @@ def bootstrap(env: Mapping[str, str], concurrency: int) -> None:
 
 
 def set_csr_limit(env: Mapping[str, str], slots: int) -> None:
-    with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
+    with prefect_client(env) as client:
         client.upsert_global_concurrency_limit_by_name(CSR_LIMIT, slots)
 
 
 def set_flow_run_env(env: Mapping[str, str], changes: Mapping[str, str | None]) -> None:
     """Set (None: remove) variables of the deployment's flow-run environment."""
-    with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
+    with prefect_client(env) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         variables = dict(deployment.job_variables or {})
         run_env = dict(variables.get("env") or {})

@@ -105,6 +105,7 @@ from local_stack.stack import (
     REPO_ROOT,
     WORK_POOL,
     aws_client,
+    prefect_client,
     read_stack_env,
     stack_command,
 )
@@ -316,7 +317,7 @@ class Bench:
 
     def __post_init__(self) -> None:
         self.s3, self.sqs = aws_client(self.env, "s3"), aws_client(self.env, "sqs")
-        self.client = SyncPrefectClient(api=self.env["PREFECT_API_URL"])
+        self.client = prefect_client(self.env)
         self.client.__enter__()
         self.deployment_id = self.client.read_deployment_by_name(DEPLOYMENT).id
         self.video = make_tone_video(self.folder / "clip-60s.mp4", seconds=VIDEO_SECONDS)

@@ -66,9 +66,15 @@ def build_stt_engine(name: SttEngineName, language: str, settings: Settings) -> 
     if name is SttEngineName.CLOVA_CSR:
         clova = _require(ClovaCsrCredentials, settings.blocks.clova, "STT_ENGINE")
         return clova.get_engine(language=language)
-    # Imported only when used: faster-whisper and its runtime are heavy to import.
-    from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
-
+    # Imported only when used: faster-whisper and its runtime are heavy to import, and
+    # the `cloud` image does not have them.
+    try:
+        from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
+    except ImportError as error:
+        raise ConfigurationError(
+            f"the local STT engine is not installed ({error}); configure CLOVA "
+            "(its block) or run the `full` image"
+        ) from error
     return LocalWhisperSpeechToText(
         language=language, model_dir=settings.whisper_model_dir or default_model_dir()
     )

@@ -1,4 +1,8 @@
-"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake]`."""
+"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake]`.
+
+`--external-workers` starts no sensor and no worker (`make image-check` runs them as
+containers).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def _running_pid(folder: Path) -> int | None:
     return pid
 
 
-def up(folder: Path, engines: str) -> int:
+def up(folder: Path, engines: str, external_workers: bool = False) -> int:
     """Start the supervisor in the background and wait until stack.env is written."""
     if _running_pid(folder) and (folder / "stack.env").exists():
         print(f"stack already running: {folder / 'stack.env'}")
@@ -47,6 +51,7 @@ def up(folder: Path, engines: str) -> int:
             str(folder),
             "--engines",
             engines,
+            *(["--external-workers"] if external_workers else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -96,13 +101,18 @@ def main() -> int:
         help="auto: local engines unless CLOVA/Claude keys are set; "
         "fake: CLOVA and Claude are the fake servers",
     )
+    parser.add_argument(
+        "--external-workers",
+        action="store_true",
+        help="start no sensor and no worker (they run elsewhere, e.g. as containers)",
+    )
     args = parser.parse_args()
     folder = args.dir.resolve()
     if args.command == "up":
-        return up(folder, args.engines)
+        return up(folder, args.engines, args.external_workers)
     if args.command == "down":
         return down(folder)
-    return supervise(folder, args.engines)
+    return supervise(folder, args.engines, args.external_workers)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ stack is ready; the supervisor owns these processes and stops them on SIGTERM
 - a moto server (S3 + SQS) with the video bucket's notifications sent to the queue,
   and a dead-letter queue behind it;
 - fake CLOVA CSR, CLOVA Speech and Anthropic servers, and the reference backend;
-- a Prefect server (SQLite under the stack folder), the blocks, the warm and process
-  work pools, every deployment of prefect.yaml (`deploy --all`), the warm worker (the
-  runs of small uploads, in one process) and a process worker (large uploads, and the
-  operations flows);
+- a Prefect server (SQLite under the stack folder) that refuses API calls without the
+  stack's random credential (`PREFECT_API_AUTH_STRING` in stack.env), the blocks, the
+  warm and process work pools, every deployment of prefect.yaml (`deploy --all`), the
+  warm worker (the runs of small uploads, in one process) and a process worker (large
+  uploads, and the operations flows);
 - the SQS sensor.
 
 Every port is picked free at start, and all state lives in the stack folder, so two
@@ -33,10 +34,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_REGION = "ap-northeast-2"
@@ -100,6 +104,8 @@ class Stack:
 
     folder: Path
     engines: str
+    # No sensor and no worker: they run elsewhere (containers: `make image-check`).
+    external_workers: bool = False
     env: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     commands: dict[str, list[str]] = field(default_factory=dict)
@@ -108,13 +114,15 @@ class Stack:
     def logs(self) -> Path:
         return self.folder / "logs"
 
-    def spawn(self, name: str, command: list[str]) -> None:
+    def spawn(
+        self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.commands[name] = command
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -139,6 +147,8 @@ class Stack:
         self._start_aws()
         self._start_fakes()
         self._start_prefect()
+        if self.external_workers:
+            return
         self.env.update(
             SENSOR_HEARTBEAT_FILE=str(self.folder / "sensor.heartbeat"),
             SENSOR_METRICS_HOST="127.0.0.1",
@@ -219,6 +229,9 @@ class Stack:
 
     def _start_prefect(self) -> None:
         self.env.update(
+            # Prefect's basic authentication: every client (workers, sensor, flow runs)
+            # sends it; the server alone gets PREFECT_SERVER_API_AUTH_STRING.
+            PREFECT_API_AUTH_STRING=f"local:{secrets.token_urlsafe(24)}",
             PREFECT_HOME=str(self.folder / "prefect"),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_SERVER_DATABASE_TIMEOUT="30",
@@ -256,6 +269,8 @@ class Stack:
         self.run("deploy", [PREFECT_CLI, "--no-prompt", "deploy", "--all"])
         # After the deploy: the automations it creates name the deployments.
         self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
+        if self.external_workers:
+            return
         self.spawn(
             "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
         )
@@ -270,12 +285,17 @@ class Stack:
             ui_port = free_port(preferred)
             api_url = f"http://127.0.0.1:{ui_port}/api"
             self.env.update(PREFECT_API_URL=api_url, PREFECT_UI_URL=f"http://127.0.0.1:{ui_port}")
+            auth_string = self.env["PREFECT_API_AUTH_STRING"]
             self.spawn(
                 "prefect-server",
                 [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
+                extra_env={"PREFECT_SERVER_API_AUTH_STRING": auth_string},
             )
             wait_until_ready(f"{api_url}/health", check=self._check_alive)
-            home = httpx.get(f"{api_url}/admin/settings", timeout=10).json().get("home")
+            user, password = auth_string.split(":", 1)
+            # Another stack's server refuses this stack's credential (no "home" then).
+            answer = httpx.get(f"{api_url}/admin/settings", auth=(user, password), timeout=10)
+            home = answer.json().get("home")
             if Path(str(home)).resolve() == Path(self.env["PREFECT_HOME"]).resolve():
                 return
             _, server = self.processes.pop()
@@ -365,9 +385,9 @@ def create_aws_resources(endpoint: str) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
-def supervise(folder: Path, engines: str) -> int:
+def supervise(folder: Path, engines: str, external_workers: bool = False) -> int:
     """Start the stack, write stack.env, then wait for SIGTERM and stop everything."""
-    stack = Stack(folder=folder, engines=engines)
+    stack = Stack(folder=folder, engines=engines, external_workers=external_workers)
     stopping = False
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -441,6 +461,15 @@ def aws_client(env: Mapping[str, str], service: str) -> Any:
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_REGION"],
     ).client(service, endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+def prefect_client(env: Mapping[str, str]) -> SyncPrefectClient:
+    """A client of the stack's Prefect API, with the stack's credential."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient(
+        api=env["PREFECT_API_URL"], auth_string=env.get("PREFECT_API_AUTH_STRING")
+    )
 
 
 def stack_command(

@@ -7,7 +7,7 @@ from typing import get_args
 
 import pytest
 from prefect.blocks.core import Block
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 from prefect_aws import AwsCredentials, S3Bucket
 from pydantic import SecretStr
 
@@ -63,7 +63,11 @@ def run_bootstrap(stack: StackClient, **overrides: str) -> None:
 
 @pytest.mark.e2e
 def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackClient):
-    with temporary_settings(updates={PREFECT_API_URL: stack.env["PREFECT_API_URL"]}):
+    api = {
+        PREFECT_API_URL: stack.env["PREFECT_API_URL"],
+        PREFECT_API_AUTH_STRING: stack.env["PREFECT_API_AUTH_STRING"],
+    }
+    with temporary_settings(updates=api):
         before = ClaudeCredentials.load("claude")
         run_bootstrap(
             stack, CLAUDE_MAX_TOKENS="777", CLAUDE_REQUESTS_PER_MINUTE="90", WORK_EXPIRY_DAYS="3"

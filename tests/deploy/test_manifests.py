@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import prefect
+import prefect.engine
 import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
@@ -131,6 +132,44 @@ def test_compose_services_depend_on_services_that_exist_and_profiles_are_optiona
     assert "postgresql+asyncpg://" in str(services["prefect-server"]["environment"])
 
 
+def test_compose_publishes_on_loopback_and_every_client_authenticates() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    published = [(name, port) for name, s in services.items() for port in s.get("ports", [])]
+    assert published and all(
+        port.startswith("${PUBLISH_ADDRESS:-127.0.0.1}:") for _, port in published
+    )
+    required = services["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"]
+    assert required.startswith("${PREFECT_API_AUTH_STRING:?")  # compose refuses to start without
+    clients = {name: s for name, s in services.items() if s.get("image", "").startswith("ai-")}
+    assert {"setup", "worker", "sensor", "fake-clova"} <= set(clients)
+    for name, service in clients.items():
+        assert service["environment"]["PREFECT_API_AUTH_STRING"] == required, name
+
+
+def test_compose_services_use_the_dockerfiles_two_targets() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", (ROOT / "Dockerfile").read_text(), re.M))
+    targets = {service["build"]["target"] for service in services.values() if "build" in service}
+    assert targets == {"cloud", "${WORKER_TARGET:-full}"}
+    assert {"cloud", "full"} <= stages
+    assert services["sensor"]["build"]["target"] == "cloud"
+
+
+def test_compose_deploys_what_the_sensor_routes_to_and_a_worker_polls_each_pool() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    setup = " ".join(services["setup"]["command"])
+    named = {deployment["name"]: deployment for deployment in deployments()}
+    polled = {
+        service["command"][service["command"].index("--pool") + 1]
+        for service in services.values()
+        if service.get("command", [])[:3] == ["prefect", "worker", "start"]
+    }
+    for deployment in ("process-video-warm", "process-video-local"):
+        assert f"--name {deployment}" in setup
+        assert named[deployment]["work_pool"]["name"] in polled
+    assert setup.index("deploy") < setup.index("blocks.bootstrap")  # automations name them
+
+
 # --- prefect.yaml --------------------------------------------------------------------
 
 
@@ -214,3 +253,13 @@ def test_helm_values_point_the_worker_at_the_k8s_pool() -> None:
     assert worker["image"]["prefectTag"].startswith(f"{prefect_yaml()['prefect-version']}-")
     assert worker["config"]["baseJobTemplate"]["existingConfigMapName"]
     assert worker["resources"]["requests"] and worker["resources"]["limits"]
+
+
+def test_flow_run_pods_run_one_interpreter_the_engine_module() -> None:
+    """Without the `prefect flow-run execute` supervisor: the image runs the engine directly."""
+    template = json.loads(POOL_TEMPLATE.read_text())
+    command = template["variables"]["properties"]["command"]["default"].split()
+    assert command == ["python", "-m", "prefect.engine"]
+    assert "__main__" in Path(prefect.engine.__file__).read_text()
+    named = {deployment["name"]: deployment for deployment in deployments()}
+    assert "command" not in named["process-video-k8s"]["work_pool"]["job_variables"]

@@ -14,7 +14,7 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun, StateType
 
-from local_stack.stack import aws_client
+from local_stack.stack import aws_client, prefect_client
 
 FINAL_STATE_TIMEOUT_S = 240.0
 POLL_INTERVAL_S = 0.5
@@ -44,7 +44,7 @@ class StackClient:
         return aws_client(self.env, "sqs")
 
     def prefect(self) -> SyncPrefectClient:
-        return SyncPrefectClient(api=self.env["PREFECT_API_URL"])
+        return prefect_client(self.env)
 
     def upload(self, path: Path, key: str) -> dict[str, Any]:
         self.s3().upload_file(str(path), self.video_bucket, key)
