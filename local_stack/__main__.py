@@ -1,4 +1,4 @@
-"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake]`."""
+"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake] [--db DB]`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from local_stack.database import CHOICE_VARIABLE, add_database_argument
 from local_stack.stack import READY_TIMEOUT_S, STOP_TIMEOUT_S, supervise
 
 STARTUP_TIMEOUT_S = 2 * READY_TIMEOUT_S + 60
@@ -29,7 +30,7 @@ def _running_pid(folder: Path) -> int | None:
     return pid
 
 
-def up(folder: Path, engines: str) -> int:
+def up(folder: Path, engines: str, database: str) -> int:
     """Start the supervisor in the background and wait until stack.env is written."""
     if _running_pid(folder) and (folder / "stack.env").exists():
         print(f"stack already running: {folder / 'stack.env'}")
@@ -48,6 +49,8 @@ def up(folder: Path, engines: str) -> int:
             "--engines",
             engines,
         ],
+        # Through the environment, not the command line: a database URL may hold a password.
+        env={**os.environ, CHOICE_VARIABLE: database},
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -96,13 +99,14 @@ def main() -> int:
         help="auto: local engines unless CLOVA/Claude keys are set; "
         "fake: CLOVA and Claude are the fake servers",
     )
+    add_database_argument(parser)
     args = parser.parse_args()
     folder = args.dir.resolve()
     if args.command == "up":
-        return up(folder, args.engines)
+        return up(folder, args.engines, args.db)
     if args.command == "down":
         return down(folder)
-    return supervise(folder, args.engines)
+    return supervise(folder, args.engines, args.db)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ stack is ready; the supervisor owns these processes and stops them on SIGTERM
 - a moto server (S3 + SQS) with the video bucket's notifications sent to the queue,
   and a dead-letter queue behind it;
 - fake CLOVA CSR, CLOVA Speech and Anthropic servers, and the reference backend;
-- a Prefect server (SQLite under the stack folder), the blocks, a process work pool,
-  every deployment of prefect.yaml (`deploy --all`) and a process worker;
+- a Prefect server (SQLite under the stack folder, or PostgreSQL: see
+  local_stack.database), the blocks, a process work pool, every deployment of
+  prefect.yaml (`deploy --all`) and a process worker;
 - the SQS sensor.
 
 Every port is picked free at start, and all state lives in the stack folder, so two
@@ -35,6 +36,8 @@ from typing import Any
 
 import boto3
 import httpx
+
+from local_stack.database import CHOICE_VARIABLE, SQLITE, PrefectDatabase
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_REGION = "ap-northeast-2"
@@ -90,19 +93,22 @@ class Stack:
 
     folder: Path
     engines: str
+    database: str = SQLITE
     env: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    prefect_database: PrefectDatabase | None = None
 
     @property
     def logs(self) -> Path:
         return self.folder / "logs"
 
-    def spawn(self, name: str, command: list[str]) -> None:
+    def spawn(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Start a process of the stack; `env` is for this process alone (not stack.env)."""
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -221,9 +227,11 @@ class Stack:
             PREFECT_LOGGING_EXTRA_LOGGERS="video_processor",
             APP_ROOT=str(REPO_ROOT),
         )
+        database_env = self._start_database()
         self.spawn(
             "prefect-server",
             [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
+            env=database_env,
         )
         wait_until_ready(f"{api_url}/health", check=self._check_alive)
         self.run(
@@ -253,6 +261,17 @@ class Stack:
             "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
         )
 
+    def _start_database(self) -> dict[str, str]:
+        """Start the Prefect server's database; returns its setting, for the server alone."""
+        self.prefect_database = PrefectDatabase(self.database, self.folder)
+        database_env = self.prefect_database.start(
+            sqlite_file=self.folder / "prefect" / "prefect.db",
+            log=self.logs / "postgres.log",
+            port=free_port(),
+        )
+        self.env.update(self.prefect_database.stack_env())
+        return database_env
+
     def _check_alive(self) -> None:
         for name, process in self.processes:
             if process.poll() is not None:
@@ -268,6 +287,9 @@ class Stack:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+        # Last: the Prefect server is gone, so nothing is left to write to it.
+        if self.prefect_database is not None:
+            self.prefect_database.stop()
 
     def write_env_file(self) -> Path:
         """Write the endpoints atomically: its presence means the stack is ready."""
@@ -321,9 +343,9 @@ def create_aws_resources(endpoint: str) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
-def supervise(folder: Path, engines: str) -> int:
+def supervise(folder: Path, engines: str, database: str = SQLITE) -> int:
     """Start the stack, write stack.env, then wait for SIGTERM and stop everything."""
-    stack = Stack(folder=folder, engines=engines)
+    stack = Stack(folder=folder, engines=engines, database=database)
     stopping = False
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -394,11 +416,15 @@ def aws_client(env: Mapping[str, str], service: str) -> Any:
 
 
 def stack_command(
-    command: str, folder: Path, engines: str = FAKE_ENGINES
+    command: str, folder: Path, engines: str = FAKE_ENGINES, database: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m local_stack <command>` for a stack folder (how tests and benches drive it)."""
+    """Run `python -m local_stack <command>` for a stack folder (how tests and benches drive it).
+
+    `database`: the Prefect server's (see local_stack.database); None: $PREFECT_DB or SQLite.
+    """
     return subprocess.run(
         [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", engines],
+        env={**os.environ, CHOICE_VARIABLE: database} if database else None,
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
