@@ -266,6 +266,20 @@ class LocalPostgres:
                 raise RuntimeError(f"postgres: createdb failed: {created.stderr.strip()}")
 
 
+def postgres_folder(stack_folder: Path) -> Path:
+    return stack_folder / "postgres"
+
+
+def postgres_server_pid(stack_folder: Path) -> int | None:
+    """The running local PostgreSQL's main process (its backends are its children)."""
+    try:
+        return int(
+            (postgres_folder(stack_folder) / "data" / "postmaster.pid").read_text().split()[0]
+        )
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+
+
 @dataclass
 class PrefectDatabase:
     """The Prefect server's database for one stack: chosen, started, stopped."""
@@ -284,7 +298,7 @@ class PrefectDatabase:
             return {CONNECTION_URL_SETTING: f"sqlite+aiosqlite:///{sqlite_file}"}
         if self.choice != POSTGRES:
             return {CONNECTION_URL_SETTING: self.choice}
-        self.postgres = LocalPostgres(self.folder / "postgres", log, port)
+        self.postgres = LocalPostgres(postgres_folder(self.folder), log, port)
         self.postgres.start()
         print(f"postgres ready on port {port} in {self.postgres.started_in_s:.1f} s", flush=True)
         return {CONNECTION_URL_SETTING: self.postgres.url(ASYNCPG_SCHEME)}

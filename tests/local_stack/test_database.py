@@ -23,10 +23,12 @@ from local_stack.database import (
     Account,
     LocalPostgres,
     PrefectDatabase,
+    add_database_argument,
     database_choice,
     database_kind,
     open_path_for,
     postgres_bin_dir,
+    postgres_server_pid,
 )
 from local_stack.stack import free_port
 
@@ -52,6 +54,24 @@ def test_database_choice_takes_sqlite_postgres_or_an_asyncpg_url() -> None:
     with pytest.raises(argparse.ArgumentTypeError) as refused:
         database_choice("postgresql://prefect:s3cret-pw@db.internal/prefect")
     assert "s3cret-pw" not in str(refused.value)
+
+
+def test_the_db_option_defaults_to_prefect_db_then_sqlite(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def parse(*argv: str) -> str:
+        parser = argparse.ArgumentParser()
+        add_database_argument(parser)
+        return str(parser.parse_args(argv).db)
+
+    monkeypatch.delenv("PREFECT_DB", raising=False)
+    assert parse() == SQLITE
+    monkeypatch.setenv("PREFECT_DB", POSTGRES)
+    assert parse() == POSTGRES
+    assert parse("--db", EXTERNAL_URL) == EXTERNAL_URL
+    with pytest.raises(SystemExit):
+        parse("--db", "mysql://root:s3cret-pw@db/x")
+    assert "s3cret-pw" not in capsys.readouterr().err
 
 
 def test_an_external_url_reaches_the_server_but_never_stack_env(tmp_path: Path) -> None:
@@ -121,13 +141,15 @@ def test_local_postgres_keeps_its_data_across_restarts_and_stops_for_good(
     first = new_server(stack_folder)
     first.start()
     try:
+        assert first.process is not None
+        assert postgres_server_pid(stack_folder) == first.process.pid
         assert psql(first, "SELECT current_database() || ' ' || current_user") == "prefect prefect"
         assert psql(first, "SHOW listen_addresses") == "127.0.0.1"
         psql(first, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)")
     finally:
         first.stop()
     assert first.process is not None and first.process.returncode == 0
-    assert not (first.data / "postmaster.pid").exists()
+    assert postgres_server_pid(stack_folder) is None
     assert not accepts_connections(first.port)
     assert stat.S_IMODE(first.password_file.stat().st_mode) == 0o600
 
