@@ -121,6 +121,7 @@ def test_warm_worker_serves_its_pool_with_prefect_healthcheck_probes_and_drains(
     drain = int(env["WARM_WORKER_DRAIN_SECONDS"] or 0)
     assert drain == 600
     assert pod["terminationGracePeriodSeconds"] == drain + 30
+    assert int(env["WARM_WORKER_MAX_CONCURRENT_RUNS"] or 0) >= 1
     assert deployment["spec"]["replicas"] >= 2
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert container["resources"]["requests"] and container["resources"]["limits"]
