@@ -69,7 +69,7 @@ class SequentialWorker:
             queue_url=queue_url,
             sqs=aws.get_client("sqs"),
             s3=aws.get_s3_client(),
-            stt=build_stt_engine(stt_engine, settings),
+            stt=build_stt_engine(stt_engine, settings.stt_language, settings),
             stt_engine=stt_engine,
             summarizer=build_summarizer(resolve_llm_engine(settings), settings),
             backend=load_block(BackendCallback, settings.blocks.backend).get_client(),

@@ -128,7 +128,7 @@ def bootstrap_automations(client: SyncPrefectClient, settings: Settings) -> None
     try:
         names = ensure_automations(
             client,
-            settings.process_video_deployment,
+            [settings.process_video_deployment, settings.isolated_video_deployment],
             settings.recovery_deployment,
             settings.zombie_after_seconds,
             settings.zombie_start_seconds,

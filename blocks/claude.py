@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
 from video_processor.llm.base import SummaryPolicy
-from video_processor.llm.claude import ClaudeSummarizer
+
+if TYPE_CHECKING:  # the anthropic SDK is imported only where Claude is used
+    from video_processor.llm.claude import ClaudeSummarizer
 
 
 class ClaudeCredentials(Block):
@@ -48,6 +51,8 @@ class ClaudeCredentials(Block):
     ) -> ClaudeSummarizer:
         """The summariser; ``policy`` (from settings) wins over ``summary_max_chars``;
         ``before_request`` runs before each Messages call (a rate limit)."""
+        from video_processor.llm.claude import ClaudeSummarizer
+
         return ClaudeSummarizer(
             api_key=self.api_key.get_secret_value(),
             base_url=self.base_url,

@@ -1,8 +1,9 @@
 """The automations that keep crashed runs from ending without a callback.
 
-- *zombie runs*: a `process-video` run whose heartbeats stop (pod evicted, node lost)
-  is marked Crashed. Flow runs emit heartbeats when PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-  is set (≥ 30 s); the window is a few missed heartbeats.
+- *zombie runs*: a `process-video` run whose heartbeats stop (pod evicted, node lost,
+  warm worker killed) is marked Crashed. Flow runs emit heartbeats when
+  PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set (≥ 30 s), and the warm worker emits them for
+  every run it has claimed, Pending included; the window is a few missed heartbeats.
 - *runs that never start*: a run Pending for longer than a start window (a pod that
   never came up, a process killed before its first heartbeat) is marked Crashed. Its
   window is longer: scheduling a pod and pulling an image, or a busy machine starting a
@@ -35,12 +36,12 @@ TERMINAL_EVENTS = {
 }
 
 
-def _runs_of(deployment_id: UUID) -> dict[str, ResourceSpecification]:
+def _runs_of(deployment_ids: list[UUID]) -> dict[str, ResourceSpecification]:
     return {
         "match": ResourceSpecification({"prefect.resource.id": "prefect.flow-run.*"}),
         "match_related": ResourceSpecification(
             {
-                "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                "prefect.resource.id": [f"prefect.deployment.{id_}" for id_ in deployment_ids],
                 "prefect.resource.role": "deployment",
             }
         ),
@@ -48,7 +49,12 @@ def _runs_of(deployment_id: UUID) -> dict[str, ResourceSpecification]:
 
 
 def _crash_when_silent(
-    name: str, description: str, after: set[str], expect: set[str], window_s: float, runs: UUID
+    name: str,
+    description: str,
+    after: set[str],
+    expect: set[str],
+    window_s: float,
+    runs: list[UUID],
 ) -> AutomationCore:
     return AutomationCore(
         name=name,
@@ -72,7 +78,7 @@ def _crash_when_silent(
 
 
 def desired_automations(
-    process_deployment_id: UUID,
+    process_deployment_ids: list[UUID],
     recovery_deployment_id: UUID,
     zombie_after_s: float,
     start_within_s: float,
@@ -83,7 +89,7 @@ def desired_automations(
         after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
         expect={"prefect.flow-run.heartbeat"},
         window_s=zombie_after_s,
-        runs=process_deployment_id,
+        runs=process_deployment_ids,
     )
     never_started = _crash_when_silent(
         START_AUTOMATION,
@@ -91,7 +97,7 @@ def desired_automations(
         after={"prefect.flow-run.Pending"},
         expect={"prefect.flow-run.Running"},
         window_s=start_within_s,
-        runs=process_deployment_id,
+        runs=process_deployment_ids,
     )
     crashed = AutomationCore(
         name=CRASH_AUTOMATION,
@@ -101,7 +107,7 @@ def desired_automations(
             for_each={"prefect.resource.id"},
             posture=Posture.Reactive,
             threshold=1,
-            **_runs_of(process_deployment_id),
+            **_runs_of(process_deployment_ids),
         ),
         actions=[
             RunDeployment(
@@ -120,14 +126,15 @@ def desired_automations(
 
 def ensure_automations(
     client: SyncPrefectClient,
-    process_deployment: str,
+    process_deployments: list[str],
     recovery_deployment: str,
     zombie_after_s: float,
     start_within_s: float,
 ) -> list[str]:
-    """Create or update the automations; returns their names."""
+    """Create or update the automations for the runs of every named `process-video`
+    deployment; returns their names."""
     wanted = desired_automations(
-        client.read_deployment_by_name(process_deployment).id,
+        [client.read_deployment_by_name(name).id for name in process_deployments],
         client.read_deployment_by_name(recovery_deployment).id,
         zombie_after_s,
         start_within_s,

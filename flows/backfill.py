@@ -41,7 +41,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.runtime import flow_run as current_flow_run
 
-from flows.tasks import s3_client
+from flows.runs import Routes, routes_from_settings, start_process_video_run
+from flows.runtime import s3_client
 from video_processor.backfill import (
     BackfillAction,
     BackfillItem,
@@ -95,7 +96,7 @@ def unfinished(prefect: SyncPrefectClient, run_ids: list[UUID]) -> int:
 
 def start_run(
     prefect: SyncPrefectClient,
-    deployment_id: UUID,
+    routes: Routes,
     job: JobContext,
     marker_tag: str,
     job_variables: dict[str, Any] | None,
@@ -106,13 +107,8 @@ def start_run(
     the run in the meantime, Prefect returns that run instead of a second one. This
     backfill's own runs carry `marker_tag`, which tells the two cases apart exactly.
     """
-    run = prefect.create_flow_run_from_deployment(
-        deployment_id,
-        parameters={"job": job.model_dump(mode="json")},
-        idempotency_key=job.idempotency_key,
-        name=job.run_name,
-        tags=[f"user:{job.user_id}", "backfill", marker_tag],
-        job_variables=job_variables,
+    run, _ = start_process_video_run(
+        prefect, routes, job, tags=["backfill", marker_tag], job_variables=job_variables
     )
     return run.id, marker_tag in (run.tags or [])
 
@@ -138,29 +134,31 @@ def backfill(
         max_objects: start at most this many runs; the rest wait for the next backfill.
         dry_run: list and classify only; start nothing.
         max_concurrent_runs: never more than this many of this backfill's runs unfinished.
-        deployment: the `process-video` deployment (default `PROCESS_VIDEO_DEPLOYMENT`).
+        deployment: start every run on this `process-video` deployment (default: by size,
+            as the sensor does: `PROCESS_VIDEO_DEPLOYMENT` or `ISOLATED_VIDEO_DEPLOYMENT`).
         job_variables: overrides for the started runs' infrastructure.
         poll_interval_seconds: how often to re-check runs while at the concurrency bound.
     """
     logger = get_run_logger()
     settings = load_settings()
-    deployment_name = deployment or settings.process_video_deployment
-    listing = list_videos(
-        s3_client(settings), settings.video_bucket_name, prefix, since=since, until=until
-    )
+    listing = list_videos(s3_client(), settings.video_bucket_name, prefix, since=since, until=until)
     if listing.ignored_keys:
         logger.warning(
             "%d objects under %r do not follow videos/{user_id}/{job_id}.{ext}; ignored",
             len(listing.ignored_keys),
             prefix,
         )
-    results = existing_results(s3_client(settings), settings.result_bucket_name, listing.jobs)
+    results = existing_results(s3_client(), settings.result_bucket_name, listing.jobs)
     with get_client(sync_client=True) as prefect:
-        target = prefect.read_deployment_by_name(deployment_name)
+        if deployment is None:
+            routes = routes_from_settings(prefect, settings)
+            target_name = "the deployments routed to by size"
+        else:
+            routes = Routes(warm=prefect.read_deployment_by_name(deployment).id)
+            target_name = f"`{deployment}`"
+        flow_id = prefect.read_deployment(routes.warm).flow_id
         candidates = [job for job in listing.jobs if job.result_key not in results]
-        run_keys = runs_with_keys(
-            prefect, target.flow_id, [job.idempotency_key for job in candidates]
-        )
+        run_keys = runs_with_keys(prefect, flow_id, [job.idempotency_key for job in candidates])
         the_plan = plan(
             listing.jobs,
             result_keys=results,
@@ -196,7 +194,7 @@ def backfill(
         items = start_runs(
             prefect,
             the_plan,
-            target.id,
+            routes,
             marker_tag=f"backfill-run:{current_flow_run.get_id()}",
             job_variables=job_variables,
             max_concurrent_runs=max(1, max_concurrent_runs),
@@ -210,7 +208,7 @@ def backfill(
         table=[item.row() for item in items],
         key=REPORT_ARTIFACT_KEY,
         description=(
-            f"Backfill of `s3://{settings.video_bucket_name}/{prefix}` into `{deployment_name}`"
+            f"Backfill of `s3://{settings.video_bucket_name}/{prefix}` into {target_name}"
             f"{' (dry run)' if dry_run else ''}: "
             + ", ".join(f"{action} {count}" for action, count in counts.items())
             + f", deferred {final.deferred}"
@@ -223,7 +221,7 @@ def backfill(
 def start_runs(
     prefect: SyncPrefectClient,
     the_plan: BackfillPlan,
-    deployment_id: UUID,
+    routes: Routes,
     *,
     marker_tag: str,
     job_variables: dict[str, Any] | None,
@@ -246,7 +244,7 @@ def start_runs(
             continue
         while unfinished(prefect, started) >= max_concurrent_runs:
             time.sleep(poll_interval_s)
-        run_id, created = start_run(prefect, deployment_id, item.job, marker_tag, job_variables)
+        run_id, created = start_run(prefect, routes, item.job, marker_tag, job_variables)
         if created:
             started.append(run_id)
             items.append(item.with_action(BackfillAction.STARTED, str(run_id)))

@@ -22,7 +22,6 @@ from video_processor.llm.base import Summarizer, SummaryPolicy
 from video_processor.llm.local_extractive import LocalExtractiveSummarizer
 from video_processor.stt.base import SpeechToText
 from video_processor.stt.clova_speech import ClovaSpeechLongForm
-from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
 
 B = TypeVar("B", bound=Block)
 
@@ -63,20 +62,22 @@ def resolve_llm_engine(settings: Settings) -> LlmEngineName:
     return LlmEngineName.CLAUDE if claude else LlmEngineName.LOCAL
 
 
-def build_stt_engine(name: SttEngineName, settings: Settings) -> SpeechToText:
+def build_stt_engine(name: SttEngineName, language: str, settings: Settings) -> SpeechToText:
     if name is SttEngineName.CLOVA_CSR:
         clova = _require(ClovaCsrCredentials, settings.blocks.clova, "STT_ENGINE")
-        return clova.get_engine(language=settings.stt_language)
+        return clova.get_engine(language=language)
+    # Imported only when used: faster-whisper and its runtime are heavy to import.
+    from video_processor.stt.local_whisper import LocalWhisperSpeechToText, default_model_dir
+
     return LocalWhisperSpeechToText(
-        language=settings.stt_language,
-        model_dir=settings.whisper_model_dir or default_model_dir(),
+        language=language, model_dir=settings.whisper_model_dir or default_model_dir()
     )
 
 
-def build_media_engine(settings: Settings) -> ClovaSpeechLongForm:
+def build_media_engine(language: str, settings: Settings) -> ClovaSpeechLongForm:
     """The long-form engine, which transcribes the whole video in one job."""
     block = _require(ClovaSpeechCredentials, settings.blocks.clova_speech, "STT_ENGINE")
-    return block.get_engine(language=settings.stt_language)
+    return block.get_engine(language=language)
 
 
 def request_throttle(kind: str, engine: str, settings: Settings) -> Callable[[], None] | None:

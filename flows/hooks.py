@@ -8,9 +8,9 @@ from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
 
 from flows.tasks import send_callback
-from video_processor.errors import CallbackError
+from video_processor.errors import CallbackError, ErrorCode
 from video_processor.logs import get_logger, job_fields, log_stage
-from video_processor.models import JobContext
+from video_processor.models import FailedCallback, JobContext
 from video_processor.stages import failed_callback
 
 logger = get_logger("hooks")
@@ -41,3 +41,25 @@ def report_failure(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -
     if isinstance(error, CallbackError):
         return  # the backend is what failed; the result is stored, and a retry re-sends DONE
     send_callback(job, body)
+
+
+def report_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """A run cancelled from the UI or API: the backend hears FAILED, so no job waits on
+    an answer that will never come (a later retry of the run can still send DONE)."""
+    job = JobContext.model_validate(flow_run.parameters["job"])
+    log_stage(
+        logger,
+        "JOB_CANCELLED",
+        job_fields(job.job_id, job.user_id),
+        state=state.name,
+        flow_run_id=str(flow_run.id),
+    )
+    send_callback(
+        job,
+        FailedCallback(
+            s3_bucket=job.bucket,
+            s3_key=job.key,
+            error_code=ErrorCode.UNKNOWN_ERROR,
+            error_message=f"the job was cancelled: {state.message or 'by an operator'}",
+        ),
+    )

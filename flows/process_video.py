@@ -1,4 +1,8 @@
-"""The `process-video` flow: one run per uploaded video, named after its job."""
+"""The `process-video` flow: one run per uploaded video, named after its job.
+
+Four task runs at most: prepare-audio → transcribe → summarize → finish. The run's
+engines and options are decided once (`RunPlan`) and passed to each task.
+"""
 
 from __future__ import annotations
 
@@ -7,50 +11,17 @@ import time
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows import tasks
+from flows import runtime, tasks
 from flows.artifacts import publish_run_artifacts, tag_run_with_engines
 from flows.deadline import Progress, job_deadline
-from flows.engines import resolve_llm_engine, resolve_stt_engine
-from flows.hooks import report_failure
+from flows.hooks import report_cancellation, report_failure
 from flows.retry_tally import retries_of
-from video_processor.config import Settings, SttEngineName, load_settings
 from video_processor.llm.gate import screen_for_summary, transcript_to_store
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage, stage
-from video_processor.models import (
-    AudioManifest,
-    AudioOptions,
-    JobContext,
-    StageTimings,
-    Transcript,
-)
-from video_processor.stages import build_result, done_callback
+from video_processor.models import JobContext, StageTimings
+from video_processor.stages import build_result
 
 logger = get_logger("flow")
-
-
-def prepare(job: JobContext, engine: SttEngineName, settings: Settings) -> AudioManifest:
-    """Audio chunks in S3, or only the checks and duration when the engine takes the video."""
-    options = AudioOptions.from_settings(settings)
-    if engine is SttEngineName.CLOVA_SPEECH:
-        return tasks.with_retry_policy(tasks.probe_upload, settings)(job, options)
-    return tasks.with_retry_policy(tasks.prepare_audio, settings)(job, options)
-
-
-def transcribe(
-    job: JobContext, manifest: AudioManifest, engine: SttEngineName, settings: Settings
-) -> Transcript:
-    """All chunks at once (each engine's concurrency limit paces them), stitched in order;
-    a long-form engine takes the whole video instead."""
-    if engine is SttEngineName.CLOVA_SPEECH:
-        transcribe_media = tasks.with_retry_policy(tasks.transcribe_media, settings)
-        return transcribe_media(job, manifest.video_duration_s, engine, settings.stt_language)
-    transcribe_chunk = tasks.with_retry_policy(tasks.transcribe_chunk, settings)
-    futures = [
-        transcribe_chunk.submit(job, chunk, engine, settings.stt_language)
-        for chunk in manifest.chunks
-    ]
-    segments = [segment for future in futures for segment in future.result()]
-    return Transcript(engine=engine, language=settings.stt_language, segments=segments)
 
 
 @flow(
@@ -59,38 +30,42 @@ def transcribe(
     # A crash is not reported here: the crash automation reschedules the run, and
     # `recover-crashed-run` sends FAILED only when the reschedules are used up.
     on_failure=[report_failure],
+    on_cancellation=[report_cancellation],
 )
 def process_video(job: JobContext) -> str:
     """Video → audio → transcript → summary → result JSON in S3 → DONE callback."""
-    settings = load_settings()
+    settings = runtime.settings()
     configure_json_logging(settings.log_level)
     with job_deadline(settings.job_timeout_seconds) as progress:
-        return _process(job, settings, progress)
+        return _process(job, progress)
 
 
-def _process(job: JobContext, settings: Settings, progress: Progress) -> str:
+def _process(job: JobContext, progress: Progress) -> str:
+    settings = runtime.settings()
     context = job_fields(job.job_id, job.user_id)
     started = time.monotonic()
-    stt_engine = resolve_stt_engine(settings)
-    llm_engine = resolve_llm_engine(settings)
-    tag_run_with_engines(stt_engine, llm_engine)
+    plan = runtime.plan_run()
+    tag_run_with_engines(plan.stt_engine, plan.llm_engine)
     log_stage(
-        logger, "JOB_START", context, s3_key=job.key, stt_engine=stt_engine, llm_engine=llm_engine
+        logger,
+        "JOB_START",
+        context,
+        s3_key=job.key,
+        stt_engine=plan.stt_engine,
+        llm_engine=plan.llm_engine,
     )
 
-    manifest = prepare(job, stt_engine, settings)
+    manifest = tasks.prepare_audio(job, plan)
     progress.stage = "stt"
-    with stage(logger, "STT", context, engine=stt_engine, chunks=len(manifest.chunks)) as stt:
-        transcript = transcribe(job, manifest, stt_engine, settings)
+    with stage(logger, "STT", context, engine=plan.stt_engine, chunks=len(manifest.chunks)) as stt:
+        transcript = tasks.transcribe(job, manifest, plan)
         stt.update(segments=len(transcript.segments), transcript_length=len(transcript.text))
     # Quality gate (raises TranscriptRejected: STT_BAD_RESPONSE) and PII masking, then the LLM.
     screened = screen_for_summary(transcript, manifest.audio_duration_s, settings)
     log_stage(logger, "TRANSCRIPT_CHECKED", context, **screened.report.model_dump())
     progress.stage = "llm"
-    with stage(logger, "LLM", context, engine=llm_engine) as llm:
-        summary = tasks.with_retry_policy(tasks.summarize, settings)(
-            job, screened.transcript, llm_engine
-        )
+    with stage(logger, "LLM", context, engine=plan.llm_engine) as llm:
+        summary = tasks.summarize(job, screened.transcript, plan)
         llm.update(
             strategy=summary.strategy,
             chunks=summary.chunks,
@@ -110,10 +85,8 @@ def _process(job: JobContext, settings: Settings, progress: Progress) -> str:
     stored = transcript_to_store(transcript, settings)
     retries = retries_of(str(flow_run.id))
     result = build_result(job, manifest, stored, summary, timings, duration_ms, retries)
-    keys = tasks.with_retry_policy(tasks.store_result, settings)(job, result)
-    tasks.with_retry_policy(tasks.send_callback, settings)(job, done_callback(result, keys))
+    keys = tasks.finish(job, result)
     publish_run_artifacts(result, keys, settings.result_bucket_name)
-    tasks.clean_up_work_files(job, return_state=True)  # best effort: the job is done
     log_stage(
         logger,
         "JOB_DONE",

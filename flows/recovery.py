@@ -101,15 +101,15 @@ def _recover(client: SyncPrefectClient, flow_run_id: UUID, max_reschedules: int)
 
 
 def long_crashed_runs(
-    client: SyncPrefectClient, deployment_name: str, older_than_s: float
+    client: SyncPrefectClient, deployment_names: list[str], older_than_s: float
 ) -> list[UUID]:
-    """Runs of the deployment whose Crashed state is older than `older_than_s`."""
-    deployment = client.read_deployment_by_name(deployment_name)
+    """Runs of the deployments whose Crashed state is older than `older_than_s`."""
+    ids = [client.read_deployment_by_name(name).id for name in deployment_names]
     runs = client.read_flow_runs(
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CRASHED]))
         ),
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)),
         limit=SWEEP_PAGE,
     )
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
@@ -128,7 +128,8 @@ def recover_crashed_run(
     with get_client(sync_client=True) as client:
         if flow_run_id is not None:
             return _recover(client, flow_run_id, max_reschedules).value
-        deployment = load_settings().process_video_deployment
-        swept = long_crashed_runs(client, deployment, sweep_after_s)
+        settings = load_settings()
+        deployments = [settings.process_video_deployment, settings.isolated_video_deployment]
+        swept = long_crashed_runs(client, deployments, sweep_after_s)
         decisions = [_recover(client, run_id, max_reschedules) for run_id in swept]
         return f"swept {len(decisions)} crashed runs"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import flow
 
 from blocks import BackendCallback, load_block
-from flows.tasks import s3_client
+from flows.runtime import s3_client
 from video_processor import outbox
 from video_processor.config import load_settings
 from video_processor.errors import CallbackError
@@ -23,7 +23,7 @@ def resend_callbacks(prefix: str = "results/") -> int:
     """Deliver pending callbacks under the prefix; returns how many were delivered."""
     settings = load_settings()
     configure_json_logging(settings.log_level)
-    client = s3_client(settings)
+    client = s3_client()
     backend = load_block(BackendCallback, settings.blocks.backend).get_client()
     delivered = 0
     try:

@@ -1,61 +1,60 @@
-"""Prefect tasks: one per stage, each a thin wrapper over `video_processor.stages`.
+"""Prefect tasks: a run has at most four (prepare, transcribe, summarize, finish).
 
-Retries are declared here and tuned per environment with `with_retry_policy`; only
-errors marked retryable (timeouts, 429, 5xx, connection errors) are retried. Tasks that
-cost money (STT, LLM) or time (audio) cache their results in the result storage by
-their inputs, so a retried flow run resumes at the stage that failed.
+Each is a thin wrapper over `video_processor.stages`. Retries are declared on the
+decorator, once (`stage_task`), from MAX_RETRIES and RETRY_DELAY_SECONDS; only errors
+marked retryable (timeouts, 429, 5xx, connection errors) are retried. Tasks that cost
+money (STT, LLM) or time (audio) cache their results in the result storage by their
+inputs, so a retried flow run resumes at the stage that failed; inside `transcribe`,
+each chunk's transcript is also kept in the result storage as soon as it is made, so a
+retry of a failed chunk does not send the chunks that succeeded again.
+
+Settings, blocks, S3 clients and engines come from `flows.runtime`: built once per
+process and reused by every run a warm worker executes.
 """
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
+from uuid import UUID
 
 import httpx
 from prefect import Task, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
-from prefect_aws import AwsCredentials
+from prefect.results import ResultStore, get_result_store
 
-from blocks import BackendCallback, load_block
-from flows.engines import (
-    build_media_engine,
-    build_stt_engine,
-    build_summarizer,
-    request_throttle,
-)
+from flows import cancellation, runtime
 from flows.retry_tally import count_retries
 from video_processor import outbox, s3, stages
-from video_processor.config import (
-    LlmEngineName,
-    Settings,
-    SttEngineName,
-    concurrency_limit_name,
-    load_settings,
-)
+from video_processor.config import concurrency_limit_name
 from video_processor.errors import CallbackError, is_retryable
 from video_processor.logs import get_logger, job_fields, log_stage
 from video_processor.models import (
     AudioChunk,
     AudioManifest,
-    AudioOptions,
     DoneCallback,
     FailedCallback,
     JobContext,
     ResultDocument,
     ResultKeys,
+    RunPlan,
     Summary,
     Transcript,
     TranscriptSegment,
 )
 
 logger = get_logger("tasks")
-DEFAULT_RETRIES = 3
-DEFAULT_RETRY_DELAYS_S = [1.0, 2.0, 4.0]
 RETRY_JITTER_FACTOR = 0.2
-T = TypeVar("T", bound=Task[Any, Any])
+PROGRESS_MIN_CHUNKS = 4  # shorter videos finish before a progress bar would help
+PROGRESS_UPDATE_S = 3.0
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -76,24 +75,20 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     return False
 
 
-def with_retry_policy(stage_task: T, settings: Settings) -> T:
-    """The task with MAX_RETRIES attempts and exponential delays from RETRY_DELAY_SECONDS."""
-    delays = [settings.retry_delay_seconds * 2**attempt for attempt in range(settings.max_retries)]
-    return stage_task.with_options(  # type: ignore[return-value]
-        retries=settings.max_retries, retry_delay_seconds=delays or 0
-    )
+def retry_delays(max_retries: int, first_delay_s: float) -> list[float]:
+    """Exponential delays: RETRY_DELAY_SECONDS, then twice as long each time."""
+    return [first_delay_s * 2**attempt for attempt in range(max_retries)]
 
 
-def stage_task(
-    name: str, *, cached: bool, task_run_name: str | None = None
-) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """A stage's task: transient errors retried; `cached` stages keep their results in the
-    result storage by their inputs, so a retried run does not pay for them again."""
+def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A stage's task: transient errors retried (MAX_RETRIES, read once per process);
+    `cached` stages keep their results in the result storage by their inputs, so a
+    retried run does not pay for them again."""
+    settings = runtime.settings()
     return task(
         name=name,
-        task_run_name=task_run_name,
-        retries=DEFAULT_RETRIES,
-        retry_delay_seconds=DEFAULT_RETRY_DELAYS_S,
+        retries=settings.max_retries,
+        retry_delay_seconds=retry_delays(settings.max_retries, settings.retry_delay_seconds),
         retry_jitter_factor=RETRY_JITTER_FACTOR,
         retry_condition_fn=retry_if_transient,
         cache_policy=INPUTS if cached else NO_CACHE,
@@ -102,79 +97,142 @@ def stage_task(
     )
 
 
-def s3_client(settings: Settings) -> Any:
-    return load_block(AwsCredentials, settings.blocks.aws_credentials).get_s3_client()
-
-
 @stage_task("prepare-audio", cached=True)
-def prepare_audio(job: JobContext, options: AudioOptions) -> AudioManifest:
-    """Download the video and store its cleaned audio in S3 as STT-sized chunks."""
-    settings = load_settings()
-    return stages.prepare_audio(
-        s3_client(settings), job, work_bucket=settings.result_bucket_name, options=options
-    )
+def prepare_audio(job: JobContext, plan: RunPlan) -> AudioManifest:
+    """Download the video and store its cleaned audio in S3 as STT-sized chunks; for an
+    engine that fetches the video itself, only check the caps and read the duration."""
+    client = runtime.s3_client()
+    if plan.stt_takes_whole_media:
+        return stages.probe_upload(client, job, plan.audio)
+    bucket = runtime.settings().result_bucket_name
+    return stages.prepare_audio(client, job, work_bucket=bucket, options=plan.audio)
 
 
-@stage_task("probe-upload", cached=False)
-def probe_upload(job: JobContext, options: AudioOptions) -> AudioManifest:
-    """Check the caps and read the duration for an engine that fetches the video itself."""
-    settings = load_settings()
-    return stages.probe_upload(s3_client(settings), job, options)
+@stage_task("transcribe", cached=True)
+def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Transcript:
+    """The whole transcript: every chunk at once (the engine's global concurrency limit
+    paces them across runs), stitched in order; a long-form engine takes the video."""
+    if plan.stt_takes_whole_media:
+        with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+            return stages.transcribe_media(
+                runtime.s3_client(), runtime.media_engine(plan), job, manifest.video_duration_s
+            )
+    store = get_result_store()
+    progress = ChunkProgress(len(manifest.chunks))
+    with ThreadPoolExecutor(max_workers=plan.chunk_concurrency) as pool:
+        # Each chunk in a copy of this task's context: its logs and limits belong to the run.
+        futures = [
+            pool.submit(contextvars.copy_context().run, _transcribe_stored, chunk, plan, store)
+            for chunk in manifest.chunks
+        ]
+        parts = []
+        for future in futures:
+            parts.append(future.result())
+            progress.advance()
+    progress.close()
+    segments = [segment for part in parts for segment in part]
+    return Transcript(engine=plan.stt_engine, language=plan.stt_language, segments=segments)
 
 
-@stage_task("transcribe-chunk", task_run_name="transcribe-chunk-{chunk.index}", cached=True)
-def transcribe_chunk(
-    job: JobContext, chunk: AudioChunk, engine: SttEngineName, language: str
+def _transcribe_stored(
+    chunk: AudioChunk, plan: RunPlan, store: ResultStore
 ) -> list[TranscriptSegment]:
-    """Transcribe one stored audio chunk (cached: a retry never pays for it twice).
-
-    Chunks run concurrently; the engine's global concurrency limit bounds them.
-    """
-    settings = load_settings()
-    stt = build_stt_engine(engine, settings)
-    client = s3_client(settings)
-    throttle = request_throttle("stt", engine, settings)
-    with concurrency(concurrency_limit_name("stt", engine), occupy=1, strict=True):
+    """One chunk, from the result store when an earlier attempt already transcribed it."""
+    key = chunk_result_key(chunk, plan)
+    if store.exists(key):
+        record = store.read(key)
+        return list(record.result)
+    cancellation.raise_if_requested()
+    with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+        throttle = runtime.request_throttle("stt", plan.stt_engine)
         if throttle is not None:
             throttle()
-        return stages.transcribe_chunk(client, stt, settings.result_bucket_name, chunk)
+        segments = stages.transcribe_chunk(
+            runtime.s3_client(),
+            runtime.stt_engine(plan),
+            runtime.settings().result_bucket_name,
+            chunk,
+        )
+    store.write(segments, key=key)
+    return segments
 
 
-@stage_task("transcribe-media", cached=True)
-def transcribe_media(
-    job: JobContext, duration_s: float, engine: SttEngineName, language: str
-) -> Transcript:
-    """Transcribe the whole video with a long-form engine (CLOVA Speech), cached."""
-    settings = load_settings()
-    long_form = build_media_engine(settings)
-    with concurrency(concurrency_limit_name("stt", engine), occupy=1, strict=True):
-        return stages.transcribe_media(s3_client(settings), long_form, job, duration_s)
+def chunk_result_key(chunk: AudioChunk, plan: RunPlan) -> str:
+    """Where a chunk's transcript is kept: by the chunk (its S3 key names the job) and
+    what transcribes it, so another engine or language never reads it back."""
+    identity = f"{chunk.model_dump_json()}|{plan.stt_engine}|{plan.stt_language}"
+    return f"transcribe-chunk-{hashlib.sha256(identity.encode()).hexdigest()}"
+
+
+class ChunkProgress:
+    """A progress artifact for a long video (chunks transcribed of total), updated at
+    most every PROGRESS_UPDATE_S seconds."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self._updated_at = 0.0
+        self._artifact_id: UUID | None = None
+        if total >= PROGRESS_MIN_CHUNKS:
+            self._artifact_id = create_progress_artifact(  # type: ignore[assignment]
+                progress=0.0, description=f"0 of {total} chunks transcribed"
+            )
+            self._updated_at = time.monotonic()
+
+    def advance(self) -> None:
+        self.done += 1
+        if time.monotonic() - self._updated_at >= PROGRESS_UPDATE_S:
+            self._update()
+
+    def close(self) -> None:
+        if self._updated_at and self.done:
+            self._update()
+
+    def _update(self) -> None:
+        if self._artifact_id is None:
+            return
+        self._updated_at = time.monotonic()
+        update_progress_artifact(
+            self._artifact_id,
+            progress=100.0 * self.done / self.total,
+            description=f"{self.done} of {self.total} chunks transcribed",
+        )
 
 
 @stage_task("summarize", cached=True)
-def summarize(job: JobContext, transcript: Transcript, engine: LlmEngineName) -> Summary:
+def summarize(job: JobContext, transcript: Transcript, plan: RunPlan) -> Summary:
     """Summarise the transcript (cached: a retry never pays for it twice)."""
-    summarizer = build_summarizer(engine, load_settings())
-    with concurrency(concurrency_limit_name("llm", engine), occupy=1, strict=True):
+    summarizer = runtime.summarizer(plan)
+    with concurrency(concurrency_limit_name("llm", plan.llm_engine), occupy=1, strict=True):
         return summarizer.summarize(transcript)
 
 
-@stage_task("store-result", cached=False)
-def store_result(job: JobContext, result: ResultDocument) -> ResultKeys:
-    """Write the result JSON and subtitles to their fixed keys in the result bucket."""
-    settings = load_settings()
-    return stages.store_result(s3_client(settings), settings.result_bucket_name, job, result)
+@stage_task("finish", cached=False)
+def finish(job: JobContext, result: ResultDocument) -> ResultKeys:
+    """Store the result and its subtitles at their fixed keys, deliver the DONE callback,
+    then remove the job's intermediate audio (best effort: the job is done)."""
+    client = runtime.s3_client()
+    bucket = runtime.settings().result_bucket_name
+    keys = stages.store_result(client, bucket, job, result)
+    deliver_callback(job, stages.done_callback(result, keys))
+    try:
+        s3.delete_prefix(client, bucket, job.work_prefix)
+    except Exception:  # the lifecycle rule on work/ removes what is left
+        logger.warning("could not remove intermediate audio", exc_info=True)
+    return keys
 
 
 @stage_task("send-callback", cached=False)
 def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int | None:
-    """Record the job's final state in the outbox, then deliver it to the backend.
+    """Record the job's final state in the outbox, then deliver it to the backend."""
+    return deliver_callback(job, body)
 
-    Returns the backend's HTTP status, or None when a DONE was already delivered.
-    """
-    settings = load_settings()
-    client = s3_client(settings)
-    delivery = outbox.record(client, settings.result_bucket_name, job, body)
+
+def deliver_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int | None:
+    """Returns the backend's HTTP status, or None when a DONE was already delivered."""
+    client = runtime.s3_client()
+    bucket = runtime.settings().result_bucket_name
+    delivery = outbox.record(client, bucket, job, body)
     context = {
         **job_fields(job.job_id, job.user_id),
         "status": delivery.body.status,
@@ -183,20 +241,10 @@ def send_callback(job: JobContext, body: DoneCallback | FailedCallback) -> int |
     if delivery.delivered_at is not None:
         log_stage(logger, "CALLBACK_SUCCESS", context, already_delivered=True)
         return None
-    backend = load_block(BackendCallback, settings.blocks.backend).get_client()
     try:
-        status = outbox.deliver(client, settings.result_bucket_name, backend, delivery)
+        status = outbox.deliver(client, bucket, runtime.backend_client(), delivery)
     except CallbackError as exc:
         log_stage(logger, "CALLBACK_FAILED", context, error=exc.message, retryable=exc.retryable)
         raise
-    finally:
-        backend.close()
     log_stage(logger, "CALLBACK_SUCCESS", context, http_status=status)
     return status
-
-
-@task(name="clean-up-work-files", cache_policy=NO_CACHE)
-def clean_up_work_files(job: JobContext) -> int:
-    """Remove the job's intermediate audio from S3 once the result is stored."""
-    settings = load_settings()
-    return s3.delete_prefix(s3_client(settings), settings.result_bucket_name, job.work_prefix)

@@ -8,8 +8,9 @@ stack is ready; the supervisor owns these processes and stops them on SIGTERM
   and a dead-letter queue behind it;
 - fake CLOVA CSR, CLOVA Speech and Anthropic servers, and the reference backend;
 - a Prefect server (SQLite under the stack folder, or PostgreSQL: see
-  local_stack.database), the blocks, a process work pool, every deployment of
-  prefect.yaml (`deploy --all`) and a process worker;
+  local_stack.database), the blocks, the warm and process work pools, every deployment
+  of prefect.yaml (`deploy --all`), the warm worker (the runs of small uploads, in one
+  process) and a process worker (large uploads, and the operations flows);
 - the SQS sensor.
 
 Every port is picked free at start, and all state lives in the stack folder, so two
@@ -49,11 +50,14 @@ QUEUE_NAME = "video-ingest-queue"
 DEAD_LETTER_QUEUE_NAME = "video-ingest-dlq"
 MAX_RECEIVE_COUNT = 10  # survives sensor crashes mid-batch; poison messages still move fast
 WORK_POOL = "local-process"
+WARM_WORK_POOL = "video-warm"
 K8S_WORK_POOL = "video-k8s"
-DEPLOYMENT = "process-video/process-video-local"
+DEPLOYMENT = "process-video/process-video-warm"
+ISOLATED_DEPLOYMENT = "process-video/process-video-local"
 PREFERRED_UI_PORT = 4200
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
+SERVER_START_ATTEMPTS = 3
 FAKE_ENGINES = "fake"
 PREFECT_CLI = str(Path(sys.executable).with_name("prefect"))
 
@@ -212,12 +216,8 @@ class Stack:
             )
 
     def _start_prefect(self) -> None:
-        ui_port = free_port(PREFERRED_UI_PORT)
-        api_url = f"http://127.0.0.1:{ui_port}/api"
         self.env.update(
             PREFECT_HOME=str(self.folder / "prefect"),
-            PREFECT_API_URL=api_url,
-            PREFECT_UI_URL=f"http://127.0.0.1:{ui_port}",
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_SERVER_DATABASE_TIMEOUT="30",
             PREFECT_SERVER_DATABASE_CONNECTION_TIMEOUT="30",
@@ -225,19 +225,16 @@ class Stack:
             PREFECT_DEFAULT_RESULT_STORAGE_BLOCK="s3-bucket/prefect-results",
             PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
             PREFECT_LOGGING_EXTRA_LOGGERS="video_processor",
+            # The warm worker's runs take their environment from the worker.
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
             APP_ROOT=str(REPO_ROOT),
         )
-        database_env = self._start_database()
-        self.spawn(
-            "prefect-server",
-            [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
-            env=database_env,
-        )
-        wait_until_ready(f"{api_url}/health", check=self._check_alive)
-        self.run(
-            "work-pool",
-            [PREFECT_CLI, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
-        )
+        self._start_prefect_server(self._start_database())
+        for pool, pool_type in ((WORK_POOL, "process"), (WARM_WORK_POOL, "warm")):
+            self.run(
+                "work-pool",
+                [PREFECT_CLI, "work-pool", "create", pool, "--type", pool_type, "--overwrite"],
+            )
         # The Kubernetes pool has no worker here; it exists so `deploy --all` deploys
         # every deployment of prefect.yaml (--no-prompt refuses a missing pool).
         self.run(
@@ -260,6 +257,31 @@ class Stack:
         self.spawn(
             "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
         )
+        self.spawn("warm-worker", warm_worker_command())
+
+    def _start_prefect_server(self, database_env: Mapping[str, str]) -> None:
+        """The UI port is picked free, but another stack starting at the same moment may
+        bind it first, and then `/health` answers for that stack's server: the server
+        that answers must have this stack's PREFECT_HOME, or it starts on another port."""
+        preferred: int | None = PREFERRED_UI_PORT
+        for _ in range(SERVER_START_ATTEMPTS):
+            ui_port = free_port(preferred)
+            api_url = f"http://127.0.0.1:{ui_port}/api"
+            self.env.update(PREFECT_API_URL=api_url, PREFECT_UI_URL=f"http://127.0.0.1:{ui_port}")
+            self.spawn(
+                "prefect-server",
+                [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
+                env=database_env,
+            )
+            wait_until_ready(f"{api_url}/health", check=self._check_alive)
+            home = httpx.get(f"{api_url}/admin/settings", timeout=10).json().get("home")
+            if Path(str(home)).resolve() == Path(self.env["PREFECT_HOME"]).resolve():
+                return
+            _, server = self.processes.pop()
+            server.terminate()
+            server.wait(timeout=STOP_TIMEOUT_S)
+            preferred = None
+        raise RuntimeError("no free port for the Prefect server")
 
     def _start_database(self) -> dict[str, str]:
         """Start the Prefect server's database; returns its setting, for the server alone."""
@@ -363,6 +385,10 @@ def supervise(folder: Path, engines: str, database: str = SQLITE) -> int:
         stack.stop()
         (folder / "stack.env").unlink(missing_ok=True)
     return 0
+
+
+def warm_worker_command() -> list[str]:
+    return [PREFECT_CLI, "worker", "start", "--pool", WARM_WORK_POOL, "--type", "warm"]
 
 
 def moto_command(port: int) -> list[str]:

@@ -8,7 +8,7 @@ What the sensor itself does is counted where it happens: runs created, messages
 received / deleted / rejected (left for the dead-letter queue) / skipped, poll errors and
 the poll duration. How jobs *end* is decided in worker processes (one per flow run, or
 one pod), which have no long-lived metrics endpoint; so `RunOutcomeWatcher` asks the
-Prefect API every SENSOR_OUTCOMES_POLL_SECONDS for runs of the sensor's deployment that
+Prefect API every SENSOR_OUTCOMES_POLL_SECONDS for runs of the sensor's deployments that
 reached a final state since the last look, and counts each once:
 `jobs_completed_total`, `jobs_failed_total` (FAILED or CRASHED) and
 `processing_duration_seconds` (the run's time in RUNNING, retries included). Runs that
@@ -139,10 +139,10 @@ def run_seconds(run: FlowRun) -> float:
 
 @dataclass
 class RunOutcomeWatcher:
-    """Counts the deployment's runs that reach a final state (see the module docstring)."""
+    """Counts the deployments' runs that reach a final state (see the module docstring)."""
 
     metrics: SensorMetrics
-    deployment_id: UUID
+    deployment_ids: list[UUID]
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     seen: dict[tuple[UUID, str], datetime] = field(default_factory=dict)
 
@@ -159,7 +159,7 @@ class RunOutcomeWatcher:
         while True:
             runs = prefect.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    deployment_id=FlowRunFilterDeploymentId(any_=[self.deployment_id]),
+                    deployment_id=FlowRunFilterDeploymentId(any_=self.deployment_ids),
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=OUTCOME_STATES)),
                     end_time=FlowRunFilterEndTime(after_=after),
                 ),

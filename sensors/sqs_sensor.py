@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
-from uuid import UUID
 
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -29,6 +28,7 @@ from prefect.exceptions import PrefectException
 from prefect_aws import AwsCredentials
 
 from blocks import load_block
+from flows.runs import Routes, routes_from_settings, start_process_video_run
 from sensors.health import sensor_health
 from sensors.metrics import RunOutcomeWatcher, SensorMetrics, serve
 from video_processor.config import Settings, load_settings
@@ -74,7 +74,7 @@ class SqsSensor:
     settings: Settings
     sqs: Any
     prefect: SyncPrefectClient
-    deployment_id: UUID
+    routes: Routes
     counters: SensorCounters = field(default_factory=SensorCounters)
     metrics: SensorMetrics = field(default_factory=SensorMetrics)
     stopping: bool = False
@@ -201,13 +201,7 @@ class SqsSensor:
         return job
 
     def _create_run(self, job: JobContext, message_id: str) -> None:
-        flow_run = self.prefect.create_flow_run_from_deployment(
-            self.deployment_id,
-            parameters={"job": job.model_dump(mode="json")},
-            idempotency_key=job.idempotency_key,
-            name=job.run_name,
-            tags=[f"user:{job.user_id}"],
-        )
+        flow_run, route = start_process_video_run(self.prefect, self.routes, job)
         self.count("runs_created")
         log_stage(
             logger,
@@ -216,6 +210,8 @@ class SqsSensor:
             flow_run_id=str(flow_run.id),
             message_id=message_id,
             idempotency_key=job.idempotency_key,
+            route=route,
+            size_bytes=job.size,
         )
 
     def _log_skip(self, message_id: str, reason: str) -> None:
@@ -262,14 +258,16 @@ class SqsSensor:
         self.stopping = True
 
 
-def find_deployment(prefect: SyncPrefectClient, name: str) -> UUID:
-    """Wait for the deployment to exist (the worker's deploy may still be running)."""
+def find_routes(prefect: SyncPrefectClient, settings: Settings) -> Routes:
+    """Wait for the deployments to exist (the worker's deploy may still be running)."""
     while True:
         try:
-            return prefect.read_deployment_by_name(name).id
+            return routes_from_settings(prefect, settings)
         except PrefectException as exc:
             logger.warning(
-                f"deployment {name!r} not found yet; run `prefect deploy` (prefect.yaml)",
+                f"deployments {settings.process_video_deployment!r} and "
+                f"{settings.isolated_video_deployment!r} not found yet; run `prefect deploy` "
+                "(prefect.yaml)",
                 extra={"stage": "SENSOR_WAIT", "error": repr(exc)},
             )
             time.sleep(DEPLOYMENT_LOOKUP_RETRY_S)
@@ -300,13 +298,13 @@ def main() -> int:
             settings=settings,
             sqs=sqs,
             prefect=prefect,
-            deployment_id=find_deployment(prefect, settings.process_video_deployment),
+            routes=find_routes(prefect, settings),
             metrics=metrics,
         )
         signal.signal(signal.SIGTERM, sensor.stop)
         signal.signal(signal.SIGINT, sensor.stop)
         if server is not None:
-            RunOutcomeWatcher(metrics, sensor.deployment_id).start(
+            RunOutcomeWatcher(metrics, sensor.routes.deployment_ids).start(
                 settings.sensor_outcomes_poll_seconds, stopping
             )
         logger.info(

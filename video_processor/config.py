@@ -154,7 +154,14 @@ class Settings(BaseSettings):
     whisper_model_dir: Path | None = None
 
     job_timeout_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
-    process_video_deployment: str = "process-video/process-video-local"
+    # Routing by size: uploads up to ROUTE_MAX_WARM_BYTES run on the warm worker's
+    # deployment, larger ones (and those of unknown size) on the isolated one (a process
+    # or a pod per run). 0 sends every upload to the isolated deployment.
+    process_video_deployment: str = "process-video/process-video-warm"
+    isolated_video_deployment: str = "process-video/process-video-local"
+    route_max_warm_bytes: Annotated[int, Field(ge=0)] = 512 * 1024**2
+    # Chunks of one run transcribed at once (the engine's global limit still applies).
+    stt_chunk_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
     recovery_deployment: str = "recover-crashed-run/recover-crashed-run"
     zombie_after_seconds: Annotated[float, Field(ge=60)] = 90.0
     zombie_start_seconds: Annotated[float, Field(ge=60)] = 600.0

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from video_processor.config import AudioProfile, Settings
+from video_processor.config import AudioProfile, LlmEngineName, Settings, SttEngineName
 from video_processor.errors import ErrorCode
 
 RESULT_SCHEMA_VERSION = "1.2"  # 1.1: structured summary, segment ids, LLM usage; 1.2: meta.usage
@@ -115,6 +115,22 @@ class AudioOptions(Frozen):
             max_video_bytes=settings.max_video_bytes,
             max_video_duration_s=settings.max_video_duration_seconds,
         )
+
+
+class RunPlan(Frozen):
+    """What a run decided once at its start and passes to every task: the engines and
+    the options they run with. Serialisable, free of secrets (those stay in blocks)."""
+
+    stt_engine: SttEngineName
+    stt_language: str
+    llm_engine: LlmEngineName
+    audio: AudioOptions
+    chunk_concurrency: Annotated[int, Field(ge=1)]
+
+    @property
+    def stt_takes_whole_media(self) -> bool:
+        """A long-form engine fetches the video itself: no chunks are made."""
+        return self.stt_engine is SttEngineName.CLOVA_SPEECH
 
 
 class AudioChunk(Frozen):

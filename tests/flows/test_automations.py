@@ -11,7 +11,7 @@ from flows.automations import (
 
 
 def test_a_slow_start_has_its_own_longer_window_than_a_silent_run():
-    automations = {a.name: a for a in desired_automations(uuid.uuid4(), uuid.uuid4(), 90, 600)}
+    automations = {a.name: a for a in desired_automations([uuid.uuid4()], uuid.uuid4(), 90, 600)}
     assert set(automations) == {ZOMBIE_AUTOMATION, START_AUTOMATION, CRASH_AUTOMATION}
     zombie = automations[ZOMBIE_AUTOMATION].trigger
     start = automations[START_AUTOMATION].trigger

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flows import backfill as backfill_flow
+from flows.runs import Routes
 from video_processor.backfill import BackfillAction, plan
 from video_processor.models import JobContext, S3ObjectRef
 
@@ -55,7 +56,7 @@ def test_never_more_than_the_bound_unfinished_and_races_are_reported(monkeypatch
     items = backfill_flow.start_runs(
         prefect,  # type: ignore[arg-type]
         the_plan,
-        uuid.uuid4(),
+        Routes(warm=uuid.uuid4()),
         marker_tag=MARKER,
         job_variables={"env": {"X": "1"}},
         max_concurrent_runs=2,

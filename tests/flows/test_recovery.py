@@ -66,6 +66,6 @@ class FakeRuns:
 def test_the_sweep_takes_only_runs_crashed_for_longer_than_its_delay():
     old, fresh = uuid.uuid4(), uuid.uuid4()
     client = FakeRuns([(old, 900), (fresh, 30)])
-    assert long_crashed_runs(client, "process-video/x", 300) == [old]  # type: ignore[arg-type]
+    assert long_crashed_runs(client, ["process-video/x"], 300) == [old]  # type: ignore[arg-type]
     assert client.filters["flow_run_filter"].state.type.any_ == [StateType.CRASHED]
     assert client.filters["deployment_filter"].id.any_ == [uuid.UUID(int=7)]

@@ -115,7 +115,7 @@ class FakeRuns:
 def test_outcomes_are_counted_once_each_and_only_after_the_watcher_started():
     start = datetime.now(UTC)
     metrics = SensorMetrics()
-    watcher = RunOutcomeWatcher(metrics, uuid.uuid4(), started_at=start)
+    watcher = RunOutcomeWatcher(metrics, [uuid.uuid4()], started_at=start)
     api = FakeRuns()
     retried = uuid.uuid4()
     api.runs = [
@@ -141,7 +141,7 @@ def test_outcomes_are_counted_once_each_and_only_after_the_watcher_started():
 def test_outcome_watcher_pages_through_many_runs():
     start = datetime.now(UTC)
     metrics = SensorMetrics()
-    watcher = RunOutcomeWatcher(metrics, uuid.uuid4(), started_at=start)
+    watcher = RunOutcomeWatcher(metrics, [uuid.uuid4()], started_at=start)
     api = FakeRuns()
     count = OUTCOME_PAGE_SIZE * 2 + 7
     api.runs = [

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from flows.runs import Routes
 from sensors.sqs_sensor import SqsSensor
 from video_processor.config import Settings
 
@@ -63,7 +64,7 @@ def make_sensor(
         settings=settings,
         sqs=sqs_client,
         prefect=prefect,  # type: ignore[arg-type]
-        deployment_id=uuid.uuid4(),
+        routes=Routes(warm=uuid.uuid4()),
     )
 
 
