@@ -25,6 +25,7 @@ COPY video_processor ./video_processor
 COPY flows ./flows
 COPY blocks ./blocks
 COPY sensors ./sensors
+COPY workers ./workers
 RUN pip install --no-deps . \
     && python -c "from video_processor.stt.local_whisper import ensure_whisper_model, default_model_dir; ensure_whisper_model(default_model_dir())" \
     && chown -R app:app /home/app
