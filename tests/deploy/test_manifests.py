@@ -25,6 +25,8 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
+from workers.warm import WarmWorker
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.37"
@@ -216,6 +218,7 @@ def process_pool_variables() -> dict[str, Any]:
 
 
 POOL_VARIABLES = {
+    "video-warm": lambda: WarmWorker.get_default_base_job_template()["variables"],
     "local-process": process_pool_variables,
     "video-k8s": lambda: json.loads(POOL_TEMPLATE.read_text())["variables"],
 }
