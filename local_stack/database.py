@@ -250,7 +250,7 @@ class LocalPostgres:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"postgres exited with {process.returncode}; see {self.log}")
-            if self._client("pg_isready", "-q", "-U", ROLE).returncode == 0:
+            if self._client("pg_isready", "-q", "-U", ROLE, "-d", "postgres").returncode == 0:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"postgres did not accept connections within {READY_TIMEOUT_S:.0f} s")
