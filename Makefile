@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench
+	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench workers
 
 test: lint typecheck
 	@scripts/install-system-deps.sh --postgres
@@ -58,6 +58,11 @@ bench-summary: install  ## summary evaluation: local, fake Anthropic, and real C
 bench-accuracy: install  ## WER of the audio profiles on noisy real speech -> bench/results/accuracy.json
 	@scripts/install-system-deps.sh --bench
 	$(PY) -m bench.accuracy
+
+.PHONY: bench-transcripts
+bench-transcripts: install  ## transcripts per kind of upload: CER/WER, coverage, loops, confidence, outcome -> bench/results/transcripts.json
+	@scripts/install-system-deps.sh --bench
+	$(PY) -m bench.transcripts
 
 .PHONY: bench-audio
 bench-audio: install  ## audio stage time / filter-chain-only time on a 10 min upload -> bench/results/audio.json

@@ -12,16 +12,20 @@ as ``database`` in the report) in a temporary folder, then at the same time:
   servers failing: each second it queues faults (HTTP 500/502/503, or a 4 s stall that
   outlasts the clients' 5 s timeout) so that faults ≈ ratio × requests served;
 - SIGKILLs the sensor ``--sensor-kill-seconds`` (20 s ±25 %) after it is up (serves
-  /metrics) and restarts it with the command line and environment the stack gave it
-  (read from /proc); on a loaded machine its start alone takes 10-20 s;
-- SIGKILLs the worker ``--worker-kills`` times (twice) when 25 % and 60 % of the jobs
-  are final, together with the flow-run processes it started, as when its pod or node
-  is lost, and restarts it (same command and environment) a few seconds later.
+  /metrics); on a loaded machine its start alone takes 10-20 s;
+- hits the warm worker, which runs every flow run in its own process, when 25 %, 45 %
+  and 65 % of the jobs are final: SIGKILL (``--worker-kills``, twice), as when its pod
+  or node is lost, and SIGTERM (``--worker-terms``, once), as when its pod is stopped
+  (it drains the runs in hand).
 
-It waits until every job has a final callback (or ``--timeout``, default 240 s + 5.5 s
-per job), lets the stack settle (no flow run still active, queue empty), and reports:
+The stack's supervisor starts a killed sensor or worker again (as Kubernetes restarts a
+pod); nothing is done by hand. The bench waits until every job has a final callback (or
+``--timeout``, default 240 s + 5.5 s per job), lets the stack settle (no flow run still
+active, queue empty), and reports:
 
-- ``submitted``, ``done``, ``failed``, ``lost`` (no final callback);
+- ``submitted``, ``done``, ``failed``; ``late``: no final callback at the deadline but
+  a run still on its way (active, or Crashed and awaiting its recovery); ``lost``: no
+  final callback and nothing left that would send one;
 - ``duplicate_final_callbacks``: jobs whose backend record holds more than one accepted
   final callback (two DONEs, or a FAILED later replaced by a DONE);
 - ``max_result_objects_per_job``: result objects per job under ``results/chaos/``, counting
@@ -44,7 +48,6 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -69,7 +72,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from local_stack.database import add_database_argument
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import REPO_ROOT, aws_client, read_stack_env, stack_command
+from local_stack.stack import aws_client, read_stack_env, stack_command
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results" / "chaos.json"
@@ -84,8 +87,8 @@ FAULT_TIMEOUT_SHARE = 0.4
 FAULTS_PER_TICK_MAX = 2  # fewer than a task's attempts: a burst cannot fail one job alone
 FAULT_TICK_S = 1.0
 DUPLICATE_DELAY_S = (2.0, 60.0)
-WORKER_KILL_PROGRESS = (0.25, 0.6)
-WORKER_RESTART_DELAY_S = 5.0
+WORKER_HIT_PROGRESS = (0.25, 0.45, 0.65)
+SUCCESSOR_TIMEOUT_S = 120.0
 SENSOR_RESTART_DELAY_S = 1.0
 SENSOR_START_TIMEOUT_S = 60.0
 KILL_JITTER = 0.25
@@ -94,6 +97,15 @@ SETTLE_TIMEOUT_S = 90.0
 PREFECT_PAGE = 200
 DLQ_PEEKS = 50
 DLQ_PEEK_HIDE_S = 30  # each message is read once; the stack is stopped right after
+# A job whose run is in one of these is late rather than lost: something will finish it.
+ON_ITS_WAY = {
+    "SCHEDULED",
+    "PENDING",
+    "RUNNING",
+    "PAUSED",
+    "CANCELLING",
+    "CRASHED",  # its recovery is on its way
+}
 ACTIVE_STATES = [
     StateType.SCHEDULED,
     StateType.PENDING,
@@ -164,16 +176,14 @@ def _kill(pid: int) -> bool:
 
 @dataclass
 class Component:
-    """A long-running part of the stack (sensor, worker) that the chaos kills and restarts."""
+    """A long-running part of the stack (sensor, worker) that the chaos kills; the stack's
+    supervisor starts it again, as Kubernetes restarts a pod."""
 
     name: str
     marker: Sequence[str]  # every one of these occurs in its command line
     api_url: str
-    logs: Path
-    command: list[str] | None = None
-    env: dict[str, str] | None = None
-    restarted: list[subprocess.Popen[bytes]] = field(default_factory=list)
     kills: int = 0
+    terms: int = 0
 
     def find(self) -> int | None:
         """The pid of this stack's process (matched by command line and PREFECT_API_URL)."""
@@ -184,8 +194,6 @@ class Component:
             environ = _environ(info.pid)
             if environ is None or environ.get("PREFECT_API_URL") != self.api_url:
                 continue
-            if self.command is None:
-                self.command, self.env = info.cmdline, environ
             return info.pid
         return None
 
@@ -196,37 +204,26 @@ class Component:
             return []
         tree = _descendants(pid) if with_children else []
         killed = [p for p in [pid, *tree] if _kill(p)]
-        for process in self.restarted:
-            if process.pid == pid:
-                process.wait()
         self.kills += 1
         return killed
 
-    def restart(self) -> int:
-        if self.command is None or self.env is None:
-            raise RuntimeError(f"{self.name}: never found, cannot restart")
-        with (self.logs / f"{self.name}.log").open("ab") as output:
-            process = subprocess.Popen(
-                self.command,
-                cwd=REPO_ROOT,
-                env=self.env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        self.restarted.append(process)
-        return process.pid
+    def terminate(self) -> int | None:
+        """SIGTERM: the worker stops claiming and drains the runs in hand."""
+        pid = self.find()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            self.terms += 1
+        return pid
 
-    def stop_restarted(self) -> None:
-        for process in self.restarted:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.restarted:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    def wait_for_successor(self, old_pid: int | None, timeout_s: float) -> int | None:
+        """The pid of the process the supervisor started in its place."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            pid = self.find()
+            if pid is not None and pid != old_pid:
+                return pid
+            time.sleep(0.5)
+        return None
 
 
 # --- the run ---------------------------------------------------------------------------
@@ -241,6 +238,7 @@ class Settings:
     fault_ratio: float
     sensor_kill_s: float
     worker_kills: int
+    worker_terms: int
     seed: int
 
 
@@ -260,9 +258,8 @@ class Chaos:
 
     def __post_init__(self) -> None:
         api = self.env["PREFECT_API_URL"]
-        logs = self.folder / "logs"
-        self.sensor = Component("sensor", ["sensors.sqs_sensor"], api, logs)
-        self.worker = Component("worker", ["worker", "start", "--pool"], api, logs)
+        self.sensor = Component("sensor", ["sensors.sqs_sensor"], api)
+        self.worker = Component("warm-worker", ["worker", "start", "--type", "warm"], api)
 
     def note(self, what: str, **details: Any) -> None:
         record = {"at": datetime.now(UTC).isoformat(), "event": what, **details}
@@ -324,15 +321,19 @@ class Chaos:
                 break
             killed = self.sensor.kill(with_children=False)
             self.note("sensor-killed", pids=killed, start_s=round(started_in, 1))
-            if self.stop.wait(SENSOR_RESTART_DELAY_S):
-                break
-            self.note("sensor-restarted", pid=self.sensor.restart())
+            successor = self.sensor.wait_for_successor(killed[0] if killed else None, 60)
+            self.note("sensor-restarted", pid=successor)
 
-    def kill_worker(self, progress: float) -> None:
-        killed = self.worker.kill(with_children=True)
-        self.note("worker-killed", pids=killed, progress=round(progress, 3))
-        if not self.stop.wait(WORKER_RESTART_DELAY_S):
-            self.note("worker-restarted", pid=self.worker.restart())
+    def hit_worker(self, how: str, progress: float) -> None:
+        """SIGKILL or SIGTERM the warm worker; the supervisor starts its successor."""
+        if how == "kill":
+            killed = self.worker.kill(with_children=True)
+            old = killed[0] if killed else None
+        else:
+            old = self.worker.terminate()
+        self.note(f"worker-{how}", pid=old, progress=round(progress, 3))
+        successor = self.worker.wait_for_successor(old, SUCCESSOR_TIMEOUT_S)
+        self.note("worker-restarted", pid=successor)
 
     # uploads ---------------------------------------------------------------------------
 
@@ -360,6 +361,19 @@ class Chaos:
                 ]
             }
         )
+
+
+def worker_hits(kills: int, terms: int) -> list[str]:
+    """Kill, term, kill, …: each drain falls between two losses."""
+    hits: list[str] = []
+    while kills or terms:
+        if kills:
+            hits.append("kill")
+            kills -= 1
+        if terms:
+            hits.append("term")
+            terms -= 1
+    return hits
 
 
 def job_ids(n: int, seed: int) -> list[str]:
@@ -445,7 +459,8 @@ def run_chaos(chaos: Chaos, jobs: list[str]) -> dict[str, Any]:
 
     duplicated = set(rng.sample(jobs, round(len(jobs) * settings.duplicate_ratio)))
     pending_duplicates: list[tuple[float, str, str]] = []
-    worker_marks = list(WORKER_KILL_PROGRESS[: settings.worker_kills])
+    hits = worker_hits(settings.worker_kills, settings.worker_terms)
+    worker_marks = list(zip(WORKER_HIT_PROGRESS, hits, strict=False))
     started = time.monotonic()
     deadline = started + settings.timeout_s
     upload_gap = settings.upload_s / max(1, len(jobs))
@@ -473,10 +488,10 @@ def run_chaos(chaos: Chaos, jobs: list[str]) -> dict[str, Any]:
             statuses = backend_jobs(env)
             finished = sum(is_final(statuses.get(job_id)) for job_id in jobs)
             progress = finished / len(jobs)
-            if worker_marks and progress >= worker_marks[0]:
-                worker_marks.pop(0)
+            if worker_marks and progress >= worker_marks[0][0]:
+                _, how = worker_marks.pop(0)
                 threading.Thread(
-                    target=chaos.kill_worker, args=(progress,), name="worker", daemon=True
+                    target=chaos.hit_worker, args=(how, progress), name="worker", daemon=True
                 ).start()
             if now - last_report >= 30:
                 last_report = now
@@ -493,10 +508,6 @@ def run_chaos(chaos: Chaos, jobs: list[str]) -> dict[str, Any]:
     chaos.stop.set()
     for thread in threads:
         thread.join(timeout=30)
-    # Make sure a sensor and a worker run while the stack settles (a kill may be pending).
-    for component in (chaos.sensor, chaos.worker):
-        if component.find() is None:
-            chaos.note(f"{component.name}-restarted", pid=component.restart(), settling=True)
     settle_deadline = time.monotonic() + SETTLE_TIMEOUT_S
     active = -1
     while time.monotonic() < settle_deadline:
@@ -526,10 +537,13 @@ def count_result_objects(s3: Any, bucket: str) -> tuple[Counter[str], Counter[st
 
 
 def flow_runs_per_job(env: dict[str, str]) -> tuple[Counter[str], dict[str, str]]:
-    """Flow runs per job, and the state name of each job's (last) run."""
+    """Flow runs per job, and the state type of each job's (last) run."""
     with SyncPrefectClient(api=env["PREFECT_API_URL"]) as client:
         runs = [run for run in read_all_flow_runs(client) if run.name.startswith("job-")]
-    states = {run.name.removeprefix("job-"): run.state_name or "?" for run in runs}
+    states = {
+        run.name.removeprefix("job-"): run.state_type.value if run.state_type else "?"
+        for run in runs
+    }
     return Counter(run.name.removeprefix("job-") for run in runs), states
 
 
@@ -546,7 +560,7 @@ def collect(
     records = backend_jobs(env)
     done = [job for job in jobs if (records.get(job) or {}).get("state") == "DONE"]
     failed = [job for job in jobs if (records.get(job) or {}).get("state") == "FAILED"]
-    lost = [job for job in jobs if not is_final(records.get(job))]
+    unfinished = [job for job in jobs if not is_final(records.get(job))]
     duplicates = []
     resent: dict[str, int] = {}
     for job in jobs:
@@ -561,6 +575,8 @@ def collect(
             resent[job] = repeats
     results, companions = count_result_objects(s3, env["RESULT_BUCKET_NAME"])
     runs, run_states = flow_runs_per_job(env)
+    late = [job for job in unfinished if run_states.get(job) in ON_ITS_WAY]
+    lost = [job for job in unfinished if job not in late]
     fake_stats = {
         variable: httpx.get(f"{env[variable]}/__admin/stats", timeout=10).json()
         for variable in FAULT_TARGETS
@@ -575,6 +591,7 @@ def collect(
         "submitted": len(jobs),
         "done": len(done),
         "failed": len(failed),
+        "late": len(late),
         "lost": len(lost),
         "duplicate_final_callbacks": len(duplicates),
         "max_result_objects_per_job": max(per_job_results, default=0),
@@ -589,12 +606,15 @@ def collect(
         "failed_error_codes": dict(error_codes),
         "wall_time_s": round(processing_s, 1),
         "jobs_per_min": round(len(done) / (processing_s / 60), 2) if processing_s else None,
-        "target_met": not failed and not lost and not duplicates and set(per_job_results) == {1},
+        "target_met": (
+            not failed and not late and not lost and not duplicates and set(per_job_results) == {1}
+        ),
         "chaos": {
             "duplicate_events_sent": chaos.duplicates_sent,
             "jobs_duplicated": len(duplicated),
             "sensor_kills": chaos.sensor.kills,
             "worker_kills": chaos.worker.kills,
+            "worker_terms": chaos.worker.terms,
             "faults_injected": {
                 variable: chaos.faults_injected[env[variable]] for variable in FAULT_TARGETS
             },
@@ -617,11 +637,13 @@ def collect(
             "fault_ratio": settings.fault_ratio,
             "sensor_kill_s": settings.sensor_kill_s,
             "worker_kills": settings.worker_kills,
+            "worker_terms": settings.worker_terms,
             "seed": settings.seed,
             "video_seconds": VIDEO_SECONDS,
             "cpus": os.cpu_count(),
         },
         "problems": {
+            "late": {job: run_states.get(job) for job in late[:50]},
             "lost": lost[:50],
             "failed": failed[:50],
             "duplicates": duplicates[:50],
@@ -653,6 +675,7 @@ def print_summary(report: dict[str, Any]) -> None:
         "submitted",
         "done",
         "failed",
+        "late",
         "lost",
         "duplicate_final_callbacks",
         "max_result_objects_per_job",
@@ -680,6 +703,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--fault-ratio", type=float, default=0.05)
     parser.add_argument("--sensor-kill-seconds", type=float, default=20.0)
     parser.add_argument("--worker-kills", type=int, default=2, choices=range(3))
+    parser.add_argument("--worker-terms", type=int, default=1, choices=range(2))
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--keep", action="store_true", help="keep the stack folder (logs)")
@@ -695,6 +719,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         fault_ratio=args.fault_ratio,
         sensor_kill_s=args.sensor_kill_seconds,
         worker_kills=args.worker_kills,
+        worker_terms=args.worker_terms,
         seed=args.seed,
     )
     folder = Path(tempfile.mkdtemp(prefix="chaos-stack-"))
@@ -718,8 +743,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     finally:
         if chaos is not None:
             chaos.stop.set()
-            chaos.sensor.stop_restarted()
-            chaos.worker.stop_restarted()
         stack_command("down", folder)
         if chaos is not None:
             left = kill_leftovers(chaos.env["PREFECT_API_URL"])

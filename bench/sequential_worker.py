@@ -40,7 +40,7 @@ from video_processor.config import Settings, SttEngineName, load_settings
 from video_processor.events import MessageParseError, parse_message_body
 from video_processor.llm.base import Summarizer
 from video_processor.llm.gate import screen_for_summary, transcript_to_store
-from video_processor.models import AudioOptions, JobContext, StageTimings, Transcript
+from video_processor.models import AudioOptions, JobContext, StageTimings
 from video_processor.stt.base import SpeechToText
 
 WAIT_TIME_S = 1
@@ -106,13 +106,12 @@ class SequentialWorker:
                 self.s3, job, work_bucket=bucket, options=AudioOptions.from_settings(self.settings)
             )
             stt_started = time.monotonic()
-            segments = [
-                segment
+            parts = [
+                stages.transcribe_chunk(self.s3, self.stt, bucket, chunk)
                 for chunk in manifest.chunks
-                for segment in stages.transcribe_chunk(self.s3, self.stt, bucket, chunk)
             ]
-            transcript = Transcript(
-                engine=self.stt_engine, language=self.settings.stt_language, segments=segments
+            transcript = stages.join_chunks(
+                self.stt_engine, self.settings.stt_language, manifest.chunks, parts
             )
             stt_ms = int((time.monotonic() - stt_started) * 1000)
             screened = screen_for_summary(transcript, manifest.audio_duration_s, self.settings)

@@ -329,7 +329,7 @@ class Bench:
         return self.folder / "logs"
 
     def component(self, name: str, marker: list[str]) -> Component:
-        return Component(name, marker, self.env["PREFECT_API_URL"], self.logs)
+        return Component(name, marker, self.env["PREFECT_API_URL"])
 
     def close(self) -> None:
         for process in self.children:

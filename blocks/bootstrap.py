@@ -1,7 +1,8 @@
 """Set up Prefect from the environment: `python -m blocks.bootstrap`.
 
-Blocks (credentials and endpoints), the engines' global concurrency limits, and the
-crash-recovery automations (once the deployments exist).
+Blocks (credentials and endpoints), the expiry of intermediate objects in the result
+bucket, the engines' global concurrency limits, and the crash-recovery automations (once
+the deployments exist).
 
 Idempotent: running it again overwrites the blocks with the current values.
 """
@@ -9,6 +10,7 @@ Idempotent: running it again overwrites the blocks with the current values.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from prefect.blocks.core import Block
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -20,27 +22,39 @@ from blocks.claude import ClaudeCredentials
 from blocks.clova import ClovaCsrCredentials
 from blocks.clova_speech import ClovaSpeechCredentials
 from flows.automations import ensure_automations
+from video_processor import s3
 from video_processor.config import Settings, concurrency_limits, load_settings, rate_limits
-from video_processor.errors import ConfigurationError
+from video_processor.errors import ConfigurationError, StorageError
 from video_processor.logs import configure_json_logging, get_logger
 
 logger = get_logger("bootstrap")
 RESULT_STORAGE_FOLDER = "prefect-results"
+WORK_PREFIX = "work/"
+# Lifecycle rule id -> prefix: the audio chunks, and the cached stage results that point at
+# them (expiring together, a retry after the expiry starts over instead of missing chunks).
+EXPIRY_RULES = {
+    "expire-work-audio": WORK_PREFIX,
+    "expire-cached-stage-results": f"{RESULT_STORAGE_FOLDER}/",
+}
 
 
 def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 
 
-def desired_blocks(settings: Settings) -> dict[str, Block]:
-    """Every block the pipeline loads, by name, built from the settings."""
-    names = settings.blocks
-    credentials = AwsCredentials(
+def aws_credentials(settings: Settings) -> AwsCredentials:
+    return AwsCredentials(
         aws_access_key_id=_secret(settings.aws_access_key_id),
         aws_secret_access_key=settings.aws_secret_access_key,
         region_name=settings.aws_region,
         aws_client_parameters=AwsClientParameters(endpoint_url=settings.aws_endpoint_url),
     )
+
+
+def desired_blocks(settings: Settings) -> dict[str, Block]:
+    """Every block the pipeline loads, by name, built from the settings."""
+    names = settings.blocks
+    credentials = aws_credentials(settings)
     if settings.backend_internal_token is None:
         raise ConfigurationError("invalid configuration: BACKEND_INTERNAL_TOKEN is not set")
     blocks: dict[str, Block] = {
@@ -103,6 +117,22 @@ def bootstrap_blocks(settings: Settings) -> list[str]:
     return saved
 
 
+def ensure_work_expiry(client: Any, settings: Settings) -> None:
+    """Lifecycle rules on the result bucket: intermediate objects expire, results stay."""
+    s3.ensure_expiry_rules(
+        client, settings.result_bucket_name, EXPIRY_RULES, settings.work_expiry_days
+    )
+    logger.info(
+        "lifecycle rules",
+        extra={
+            "stage": "BOOTSTRAP",
+            "bucket": settings.result_bucket_name,
+            "prefixes": sorted(EXPIRY_RULES.values()),
+            "days": settings.work_expiry_days,
+        },
+    )
+
+
 def ensure_concurrency_limits(client: SyncPrefectClient, settings: Settings) -> None:
     """Create or resize every engine's global concurrency limit and configured rate limit."""
     for name, limit in concurrency_limits(settings).items():
@@ -149,7 +179,8 @@ def main() -> int:
         settings = load_settings()
         configure_json_logging(settings.log_level)
         bootstrap_blocks(settings)
-    except ConfigurationError as exc:
+        ensure_work_expiry(aws_credentials(settings).get_s3_client(), settings)
+    except (ConfigurationError, StorageError) as exc:
         print(exc, file=sys.stderr)
         return 2
     with get_client(sync_client=True) as client:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
+from video_processor.config import DEFAULT_CLAUDE_MODEL
 from video_processor.llm.base import SummaryPolicy
 
 if TYPE_CHECKING:  # the anthropic SDK is imported only where Claude is used
@@ -34,7 +35,7 @@ class ClaudeCredentials(Block):
         title="Base URL",
         description="API root without `/v1/messages` (a proxy or a local fake).",
     )
-    model: str = Field(default="claude-sonnet-4-6", title="Model", description="Model id.")
+    model: str = Field(default=DEFAULT_CLAUDE_MODEL, title="Model", description="Model id.")
     max_tokens: int = Field(
         default=2000, ge=1, title="Max tokens", description="Output token limit per summary."
     )

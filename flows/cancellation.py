@@ -1,9 +1,9 @@
 """Cooperative cancellation of runs executed in-process (the warm worker).
 
 A worker that runs flows in its own threads cannot kill one run's process; it records the
-request here, and long stages call `raise_if_requested()` between their units of work
-(chunks). A process-per-run worker kills the process instead, so there nothing is ever
-requested and the check costs a set lookup.
+request here, and every stage task checks it when it starts, `transcribe` also before
+each chunk (`raise_if_requested()`). A process-per-run worker kills the process instead,
+so there nothing is ever requested and the check costs a set lookup.
 """
 
 from __future__ import annotations

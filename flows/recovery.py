@@ -9,6 +9,8 @@ Its deployment allows one run at a time, so two recoveries of one crash never
 interleave: the second finds the run no longer Crashed and does nothing. Two Crashed
 states in a row (a worker's report and the zombie automation) count as one crash.
 
+Each recovery also takes every other run that is Crashed by then (a lost worker leaves
+a burst of them), so the burst is rescheduled at once instead of one recovery at a time.
 The automation fires once per crash; if the recovery run itself never starts (its
 submission failed, its worker died), the crashed run would wait forever. So the same
 deployment also runs on a schedule without a `flow_run_id`: it sweeps every
@@ -125,11 +127,19 @@ def recover_crashed_run(
     """Reschedule a crashed `process-video` run, or send its FAILED callback; without
     `flow_run_id`, do so for every run Crashed for longer than `sweep_after_s`."""
     configure_json_logging()
+    settings = load_settings()
+    deployments = [settings.process_video_deployment, settings.isolated_video_deployment]
     with get_client(sync_client=True) as client:
-        if flow_run_id is not None:
-            return _recover(client, flow_run_id, max_reschedules).value
-        settings = load_settings()
-        deployments = [settings.process_video_deployment, settings.isolated_video_deployment]
-        swept = long_crashed_runs(client, deployments, sweep_after_s)
-        decisions = [_recover(client, run_id, max_reschedules) for run_id in swept]
-        return f"swept {len(decisions)} crashed runs"
+        if flow_run_id is None:
+            swept = long_crashed_runs(client, deployments, sweep_after_s)
+            decisions = [_recover(client, run_id, max_reschedules) for run_id in swept]
+            return f"swept {len(decisions)} crashed runs"
+        decision = _recover(client, flow_run_id, max_reschedules)
+        # A lost worker leaves a burst of crashed runs, and recoveries run one at a time:
+        # this one takes every run crashed by now, and theirs find nothing left to do.
+        others = [
+            run_id for run_id in long_crashed_runs(client, deployments, 0) if run_id != flow_run_id
+        ]
+        for run_id in others:
+            _recover(client, run_id, max_reschedules)
+        return f"{decision.value}; {len(others)} other crashed runs recovered"

@@ -15,6 +15,7 @@ process and reused by every run a warm worker executes.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from video_processor.logs import get_logger, job_fields, log_stage
 from video_processor.models import (
     AudioChunk,
     AudioManifest,
+    ChunkTranscript,
     DoneCallback,
     FailedCallback,
     JobContext,
@@ -48,7 +50,6 @@ from video_processor.models import (
     RunPlan,
     Summary,
     Transcript,
-    TranscriptSegment,
 )
 
 logger = get_logger("tasks")
@@ -85,7 +86,7 @@ def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P,
     `cached` stages keep their results in the result storage by their inputs, so a
     retried run does not pay for them again."""
     settings = runtime.settings()
-    return task(
+    declare = task(
         name=name,
         retries=settings.max_retries,
         retry_delay_seconds=retry_delays(settings.max_retries, settings.retry_delay_seconds),
@@ -95,6 +96,18 @@ def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P,
         persist_result=cached,
         on_completion=[count_retries],
     )
+
+    def decorate(stage: Callable[P, R]) -> Task[P, R]:
+        @functools.wraps(stage)
+        def unless_cancelled(*args: P.args, **kwargs: P.kwargs) -> R:
+            # Task states are orchestrated client-side: nothing stops a task of a run that
+            # is Cancelling but this check (a process-per-run worker kills the process).
+            cancellation.raise_if_requested()
+            return stage(*args, **kwargs)
+
+        return declare(unless_cancelled)
+
+    return decorate
 
 
 @stage_task("prepare-audio", cached=True)
@@ -130,31 +143,28 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
             parts.append(future.result())
             progress.advance()
     progress.close()
-    segments = [segment for part in parts for segment in part]
-    return Transcript(engine=plan.stt_engine, language=plan.stt_language, segments=segments)
+    return stages.join_chunks(plan.stt_engine, plan.stt_language, manifest.chunks, parts)
 
 
-def _transcribe_stored(
-    chunk: AudioChunk, plan: RunPlan, store: ResultStore
-) -> list[TranscriptSegment]:
+def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> ChunkTranscript:
     """One chunk, from the result store when an earlier attempt already transcribed it."""
     key = chunk_result_key(chunk, plan)
     if store.exists(key):
         record = store.read(key)
-        return list(record.result)
+        return ChunkTranscript.model_validate(record.result)
     cancellation.raise_if_requested()
     with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
         throttle = runtime.request_throttle("stt", plan.stt_engine)
         if throttle is not None:
             throttle()
-        segments = stages.transcribe_chunk(
+        part = stages.transcribe_chunk(
             runtime.s3_client(),
             runtime.stt_engine(plan),
             runtime.settings().result_bucket_name,
             chunk,
         )
-    store.write(segments, key=key)
-    return segments
+    store.write(part, key=key)
+    return part
 
 
 def chunk_result_key(chunk: AudioChunk, plan: RunPlan) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from local_stack.sample_video import make_korean_speech_video
+from local_stack.sample_video import DEFAULT_KOREAN_TEXT, korean_cer, make_korean_speech_video
 from local_stack.stack import aws_client, read_stack_env
 
 DEMO_USER = "demo-user"
@@ -61,7 +61,12 @@ def main() -> int:
         .read()
     )
     meta = result["meta"]
-    print(f"\ntranscript ({meta['stt_engine']}):\n  {result['transcript_text']}")
+    text = result["transcript_text"]
+    print(f"\ntranscript ({meta['stt_engine']}, {meta['language']}):\n  {text}")
+    print(f"  the sample's script: {DEFAULT_KOREAN_TEXT}")
+    print(f"  character error rate: {korean_cer(DEFAULT_KOREAN_TEXT, text):.2f}")
+    flags = ", ".join(meta["flags"]) or "none"
+    print(f"  low-confidence share {meta['low_confidence_share']:.2f}; flags: {flags}")
     print(f"\nsummary ({meta['model']}):\n  {result['summary']['text']}")
     print("\nstage timings (ms):")
     for name, value in meta["stages"].items():

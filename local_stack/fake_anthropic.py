@@ -1,14 +1,19 @@
 """Fake Anthropic Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
 
 Implements the documented API: the API key (``x-api-key``, or ``Authorization: Bearer`` as
-the pinned SDK sends it), ``anthropic-version``, body validation, known model ids and
-their output limits, the 32 MB request limit and the 200K-token context window; errors
-use the documented envelope with a ``request_id`` (also the ``request-id`` header of
-every reply) and 429 carries ``retry-after``. The reply is a deterministic Korean
-"summary", ``요약: `` plus the start of the ``<transcript>`` in the last user message,
-cut at ``max_tokens`` (``stop_reason: "max_tokens"``) or at a stop sequence as the real
-API does. Tokens are estimated conservatively (two characters a token). Streaming is
-not faked: ``"stream": true`` is refused.
+the pinned SDK sends it), ``anthropic-version``, body validation, the model ids the pinned
+SDK lists (``anthropic.types.Model``; a model past the end-of-life date of the SDK's
+``DEPRECATED_MODELS`` is gone: 404) and their output limits, the 32 MB request limit and the
+200K-token context window; errors use the documented envelope with a ``request_id`` (also
+the ``request-id`` header of every reply) and 429 carries ``retry-after``. The reply is a
+deterministic Korean "summary", ``요약: `` plus the start of the ``<transcript>`` in the last
+user message, cut at ``max_tokens`` (``stop_reason: "max_tokens"``) or at a stop sequence as
+the real API does. Tokens are estimated conservatively (two characters a token). Streaming
+is not faked: ``"stream": true`` is refused.
+
+Stop reasons: besides ``end_turn``, ``stop_sequence``, ``max_tokens`` and ``tool_use``, the
+faults ``refusal``, ``pause_turn`` and ``model_context_window_exceeded`` make the next reply
+end with that stop reason (a refusal has no content, the other two a cut-off reply).
 
 Tool use: with ``tools`` and a ``tool_choice`` of ``{"type": "tool", "name": ...}`` (or
 ``any``) the reply is one ``tool_use`` block (``stop_reason: "tool_use"``). Its input
@@ -40,8 +45,11 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from typing import Annotated, Any, Literal, Self, TypeVar
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args
 
+from anthropic._data import DEPRECATED_MODELS
+from anthropic.types import Model, StopReason
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from local_stack.http_fake import (
@@ -69,14 +77,12 @@ CHARS_PER_TOKEN = 2
 SUMMARY_PREFIX = "요약: "
 SUMMARY_SOURCE_CHARS = 200
 TRANSCRIPT_TAG = re.compile(r"<transcript>(.*?)</transcript>", re.DOTALL)
-MODEL_MAX_OUTPUT_TOKENS = {
-    "claude-sonnet-4-5": 64_000,
-    "claude-sonnet-4-6": 64_000,
-    "claude-haiku-4-5": 64_000,
-    "claude-opus-4-5": 64_000,
-    "claude-opus-4-6": 128_000,
-}
+# The pinned SDK's model ids (its Literal, without the open ``str``).
+KNOWN_MODELS = frozenset(get_args(get_args(Model)[0]))
+DEFAULT_MAX_OUTPUT_TOKENS = 64_000
+MODEL_MAX_OUTPUT_TOKENS = {"claude-opus-4-6": 128_000}
 DATED_SUFFIX = re.compile(r"-\d{8}$")
+ORDINAL_SUFFIX = re.compile(r"(\d+)(st|nd|rd|th)")
 DEFAULT_API_KEY = "test-anthropic-key"
 MIN_CACHEABLE_TOKENS = 1024
 NUMBERED_LINE = re.compile(r"^\[(\d+(?:\s*,\s*\d+)*)(?:\s+\d+(?::\d{2}){1,2})?\]\s*(.+)$", re.M)
@@ -98,7 +104,12 @@ ERRORS_BY_STATUS: dict[int, tuple[str, str]] = {
     529: ("overloaded_error", "Overloaded"),
 }
 
-StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
+# Faults that end the next reply with the stop reason of their name.
+STOP_REASON_FAULTS: dict[str, StopReason] = {
+    "refusal": "refusal",
+    "pause_turn": "pause_turn",
+    "model_context_window_exceeded": "model_context_window_exceeded",
+}
 
 
 class AnthropicConfig(BaseModel):
@@ -324,10 +335,26 @@ def summarize(body: CountTokensRequest) -> str:
     return SUMMARY_PREFIX + source[:SUMMARY_SOURCE_CHARS]
 
 
-def known_model(model: str) -> str | None:
-    """The base id of a known model (dated snapshots included), else None."""
-    base = DATED_SUFFIX.sub("", model)
-    return base if base in MODEL_MAX_OUTPUT_TOKENS else None
+def end_of_life(model: str) -> date | None:
+    """The end-of-life date the pinned SDK gives a deprecated model (``"November 30th, 2026"``)."""
+    written = DEPRECATED_MODELS.get(model)
+    if written is None:
+        return None
+    return datetime.strptime(ORDINAL_SUFFIX.sub(r"\1", written), "%B %d, %Y").date()
+
+
+def known_model(model: str, today: date | None = None) -> str | None:
+    """The base id of a model the API serves today (dated snapshots included), else None."""
+    if model not in KNOWN_MODELS:
+        return None
+    retired = end_of_life(model)
+    if retired is not None and (today or datetime.now(UTC).date()) > retired:
+        return None
+    return DATED_SUFFIX.sub("", model)
+
+
+def max_output_tokens(base_model: str) -> int:
+    return MODEL_MAX_OUTPUT_TOKENS.get(base_model, DEFAULT_MAX_OUTPUT_TOKENS)
 
 
 def empty_content_problem(messages: list[InputMessage]) -> str | None:
@@ -368,7 +395,7 @@ def request_problem(body: CountTokensRequest, base_model: str) -> str | None:
     if choice is not None and choice.type == "tool" and choice.name not in names:
         return f"tool_choice.name: tool {choice.name!r} not found in tools"
     if isinstance(body, MessagesRequest):
-        limit = MODEL_MAX_OUTPUT_TOKENS[base_model]
+        limit = max_output_tokens(base_model)
         if body.max_tokens > limit:
             return (
                 f"max_tokens: {body.max_tokens} > {limit}, which is the maximum allowed "
@@ -395,7 +422,10 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
     """The Messages API: validates like the real one, answers with a derived summary."""
 
     name = "fake-anthropic"
-    extra_fault_kinds = frozenset({"max_tokens", "empty", "invalid_tool_input", "bad_citation"})
+    extra_fault_kinds = (
+        frozenset({"max_tokens", "empty", "invalid_tool_input", "bad_citation"})
+        | STOP_REASON_FAULTS.keys()
+    )
 
     def __init__(self, config: AnthropicConfig | None = None) -> None:
         super().__init__(config or AnthropicConfig())
@@ -468,7 +498,12 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
             keep_chars = body.max_tokens * CHARS_PER_TOKEN
             text = text[: min(keep_chars, len(text) // 2) if forced_cut else keep_chars]
             stop_reason, stop_sequence, output_tokens = "max_tokens", None, body.max_tokens
-        empty = fault is not None and fault.kind == "empty"
+        kind = fault.kind if fault is not None else None
+        if kind in STOP_REASON_FAULTS:
+            stop_reason, stop_sequence = STOP_REASON_FAULTS[kind], None
+            text = "" if kind == "refusal" else text[: len(text) // 2]
+            output_tokens = estimate_tokens(text)
+        empty = kind in ("empty", "refusal")
         if empty:
             output_tokens = 0
         input_tokens = input_tokens_of(body)
@@ -519,6 +554,11 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         if kind == "max_tokens" or output_tokens > body.max_tokens:
             block["input"] = {}
             stop_reason, output_tokens = "max_tokens", body.max_tokens
+        if kind in STOP_REASON_FAULTS:
+            # Refused: nothing; paused or out of context: the tool call never completed.
+            stop_reason = STOP_REASON_FAULTS[kind]
+            content = [] if kind == "refusal" else [{"type": "text", "text": "요약을 작성"}]
+            output_tokens = 0 if kind == "refusal" else 4
         if kind == "empty":
             content, output_tokens = [], 0
         total = input_tokens_of(body)

@@ -1,9 +1,11 @@
 """Fake Naver CLOVA Speech Recognition (CSR, short audio): ``POST /recog/v1/stt?lang=Kor``.
 
-Implements the documented API: API-gateway key check, the STT0xx refusals in the real
-service's order, audio decoding with the real ``ffprobe`` (format, 60 s and 16 kHz
-limits), and a ``{"text": ...}`` reply after a configurable latency. Every error uses
-the gateway envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
+Implements the documented API: API-gateway key check, the application's API selection
+(``csr_enabled: false`` answers 429 ``"400" Quota Exceeded``, as NCP does for an application
+that has not selected CSR), the STT0xx refusals in the real service's order, audio
+decoding with the real ``ffprobe`` (format, 60 s and 16 kHz limits), and a
+``{"text": ...}`` reply after a configurable latency. Every error uses the gateway
+envelope ``{"error": {"errorCode": "...", "message": "..."}}``.
 
 Every audio is "heard" as the one configured text ("" when it is silent). ``{call}`` in the
 text becomes the number of the recognised call (1, 2, ...), so that the chunks of a long
@@ -68,6 +70,7 @@ FAULT_ERRORS: dict[int, tuple[str, str]] = {
     504: ("510", "Endpoint Timeout"),
 }
 UNEXPECTED_ERROR = ("900", "Unexpected Error")
+QUOTA_EXCEEDED = ("400", "Quota Exceeded")
 
 
 class ClovaConfig(BaseModel):
@@ -78,6 +81,7 @@ class ClovaConfig(BaseModel):
     api_key_id: str = DEFAULT_API_KEY_ID
     api_key: str = DEFAULT_API_KEY
     text: str = DEFAULT_TEXT  # "{call}" in it becomes the recognised call's number
+    csr_enabled: bool = True  # whether the application has selected the CSR API
     base_latency_s: float = Field(default=0.0, ge=0)
     per_audio_second_s: float = Field(default=0.0, ge=0)
 
@@ -208,6 +212,8 @@ class FakeClova(FakeService[ClovaConfig]):
             or request.header("X-NCP-APIGW-API-KEY") != config.api_key
         ):
             return clova_error(401, "200", "Authentication Failed")
+        if not config.csr_enabled:
+            return clova_error(429, *QUOTA_EXCEEDED)
         lang = request.query_value("lang")
         if not lang:
             return clova_error(400, "STT004", "Empty Language")

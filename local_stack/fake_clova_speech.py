@@ -10,9 +10,13 @@ Serves, under an invoke path like the real ``/external/v1/{id}/{key}``:
 - ``GET {invoke}/recognizer/{token}``: the state of an async job.
 
 Checks, in order: the invoke path (404), ``X-CLOVASPEECH-API-KEY`` (401 "Invalid secret"),
-the request's form and params (400 "Invalid request parameters"), the media size
-(413 STT000, 2 GB), decodability with the real ``ffprobe`` (500 STT006), the length
-(413 STT001; 2 h sync, 6 h async). The result's segments are derived from the media's
+the request's form and params (400 "Invalid request parameters": among them an upload whose
+``params`` part is not ``application/json``, and ``completion: async`` naming neither
+``callback`` nor ``resultToObs: true``, which NCP's request tables require), the media size
+(413 STT000, 2 GB), decodability with the real ``ffprobe`` and NCP's list of containers
+(500 STT006: MP3, AAC, AC3, OGG, FLAC, WAV, M4A, AVI, MP4, MOV, WMV, FLV, MKV; WebM, which
+shares MKV's demuxer, is told apart by its EBML DocType), the length (413 STT001; 2 h sync,
+6 h async). The result's segments are derived from the media's
 real duration (one per ``segment_seconds``, times in milliseconds), with word alignment,
 full text and, with diarization on, alternating speakers.
 
@@ -22,7 +26,8 @@ full text and, with diarization on, alternating speakers.
 ``async`` (the default) answers a token at once; polling reports ``WAITING`` for
 ``waiting_s``, then ``PROCESSING`` until the latency has passed, then the result.
 Extra fault kinds ``job-failed`` / ``job-timeout`` make the next job end ``FAILED`` /
-``TIMEOUT``. The ``callback`` param is validated but never called.
+``TIMEOUT``. The ``callback`` param is validated but never called, and a ``resultToObs``
+result is served by polling only (nothing is written to an Object Storage).
 
 The body of an error reply is unconfirmed for the real service; the fake answers a flat
 ``{"code": ..., "message": ...}``. Request bodies go through the shared framing limit
@@ -45,10 +50,18 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, Self, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from local_stack.fake_clova import probe_audio_file
 from local_stack.http_fake import (
@@ -79,6 +92,27 @@ SEGMENT_CONFIDENCE = 0.95
 SPEAKERS = (("1", "A"), ("2", "B"))
 JOB_FAILED_FAULT = "job-failed"
 JOB_TIMEOUT_FAULT = "job-timeout"
+# ffprobe format names of NCP's listed containers (m4a/mp4/mov share one, wmv is asf).
+ACCEPTED_FORMATS = frozenset(
+    {
+        "mp3",
+        "aac",
+        "ac3",
+        "ogg",
+        "flac",
+        "wav",
+        "mov",
+        "mp4",
+        "m4a",
+        "avi",
+        "asf",
+        "flv",
+        "matroska",
+    }
+)
+# EBML DocType element (0x4282, size 4) of a WebM file, within its first bytes.
+WEBM_DOCTYPE = b"\x42\x82\x84webm"
+EBML_HEADER_BYTES = 64
 
 INVALID_PARAMETERS = ("400", "Invalid request parameters")
 INVALID_SECRET = ("401", "Invalid secret")
@@ -137,12 +171,19 @@ class RecognitionParams(BaseModel):
     language: Language = "ko-KR"
     completion: Literal["sync", "async"] = "async"
     callback: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    result_to_obs: StrictBool = Field(default=False, alias="resultToObs")
     userdata: JsonValue | None = None
     word_alignment: StrictBool = Field(default=True, alias="wordAlignment")
     full_text: StrictBool = Field(default=True, alias="fullText")
     noise_filtering: StrictBool = Field(default=True, alias="noiseFiltering")
     diarization: Diarization | None = None
     boostings: list[Boosting] | None = None
+
+    @model_validator(mode="after")
+    def _async_has_a_result_target(self) -> Self:
+        if self.completion == "async" and self.callback is None and not self.result_to_obs:
+            raise ValueError("completion async needs callback or resultToObs")
+        return self
 
 
 class UrlRequest(RecognitionParams):
@@ -190,8 +231,17 @@ def speech_error(status: int, code: str, message: str) -> Response:
     return json_response(status, {"code": code, "message": message})
 
 
-def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """The parts of a multipart/form-data body by name: (filename, content)."""
+@dataclass(frozen=True)
+class Part:
+    """One part of a multipart/form-data body."""
+
+    filename: str | None
+    content_type: str | None
+    content: bytes
+
+
+def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
+    """The parts of a multipart/form-data body by name."""
     header = HeaderParser().parsestr(f"Content-Type: {content_type}\r\n\r\n")
     boundary = header.get_param("boundary")
     if not isinstance(boundary, str) or not boundary:
@@ -200,7 +250,7 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
     pieces = (b"\r\n" + body).split(delimiter)
     if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
         raise ValueError("multipart body is not terminated")
-    parts: dict[str, tuple[str | None, bytes]] = {}
+    parts: dict[str, Part] = {}
     for piece in pieces[1:-1]:
         head, separator, content = piece.removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not separator:
@@ -210,8 +260,22 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | Non
         if not isinstance(name, str):
             raise ValueError("multipart part without a name")
         filename = headers.get_param("filename", header="content-disposition")
-        parts[name] = (filename if isinstance(filename, str) else None, content)
+        parts[name] = Part(
+            filename if isinstance(filename, str) else None,
+            headers.get_content_type() if headers.get("Content-Type") else None,
+            content,
+        )
     return parts
+
+
+def accepted_container(media: Path, formats: frozenset[str]) -> bool:
+    """Whether ffprobe's format names and the file's header are a container NCP lists."""
+    if not formats & ACCEPTED_FORMATS:
+        return False
+    if "matroska" in formats:
+        with media.open("rb") as head:
+            return WEBM_DOCTYPE not in head.read(EBML_HEADER_BYTES)
+    return True
 
 
 def build_result(
@@ -334,8 +398,10 @@ class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
             raise _Refused(400, INVALID_PARAMETERS)
         try:
             parts = parse_multipart(request.header("Content-Type") or "", request.body)
-            params = RecognitionParams.model_validate_json(parts["params"][1])
-            _filename, media = parts["media"]
+            if parts["params"].content_type != "application/json":
+                raise ValueError("the params part is not application/json")
+            params = RecognitionParams.model_validate_json(parts["params"].content)
+            media = parts["media"].content
         except (ValueError, KeyError) as exc:  # ValidationError is a ValueError
             raise _Refused(400, INVALID_PARAMETERS) from exc
         if not media:
@@ -369,7 +435,7 @@ class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
         source: str,
     ) -> Response:
         probe = probe_audio_file(media)
-        if probe is None:
+        if probe is None or not accepted_container(media, probe.formats):
             raise _Refused(500, PREPROCESSING_FAILED)
         limit = config.max_sync_audio_s if params.completion == "sync" else config.max_async_audio_s
         if probe.duration_s > limit:

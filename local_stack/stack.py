@@ -55,9 +55,14 @@ K8S_WORK_POOL = "video-k8s"
 DEPLOYMENT = "process-video/process-video-warm"
 ISOLATED_DEPLOYMENT = "process-video/process-video-local"
 PREFERRED_UI_PORT = 4200
+# 0: any free port. Tests and benches use it: stacks started at the same moment would
+# all find 4200 free, and the Prefect server binds it with SO_REUSEPORT, so they'd share it.
+UI_PORT_VARIABLE = "LOCAL_STACK_UI_PORT"
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 SERVER_START_ATTEMPTS = 3
+RESTARTED_ON_EXIT = frozenset({"sensor", "worker", "warm-worker"})
+RESTART_CHECK_S = 1.0
 FAKE_ENGINES = "fake"
 PREFECT_CLI = str(Path(sys.executable).with_name("prefect"))
 
@@ -101,6 +106,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     prefect_database: PrefectDatabase | None = None
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -108,6 +114,7 @@ class Stack:
 
     def spawn(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
         """Start a process of the stack; `env` is for this process alone (not stack.env)."""
+        self.commands[name] = command
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
@@ -263,7 +270,7 @@ class Stack:
         """The UI port is picked free, but another stack starting at the same moment may
         bind it first, and then `/health` answers for that stack's server: the server
         that answers must have this stack's PREFECT_HOME, or it starts on another port."""
-        preferred: int | None = PREFERRED_UI_PORT
+        preferred = int(os.environ.get(UI_PORT_VARIABLE, PREFERRED_UI_PORT)) or None
         for _ in range(SERVER_START_ATTEMPTS):
             ui_port = free_port(preferred)
             api_url = f"http://127.0.0.1:{ui_port}/api"
@@ -293,6 +300,19 @@ class Stack:
         )
         self.env.update(self.prefect_database.stack_env())
         return database_env
+
+    def restart_exited(self) -> list[str]:
+        """Start again the workers and the sensor that exited (as Kubernetes restarts a
+        pod): a killed worker's runs are then recovered on its successor."""
+        exited = [
+            (name, process)
+            for name, process in self.processes
+            if name in RESTARTED_ON_EXIT and process.poll() is not None
+        ]
+        for name, process in exited:
+            self.processes.remove((name, process))
+            self.spawn(name, self.commands[name])
+        return [name for name, _ in exited]
 
     def _check_alive(self) -> None:
         for name, process in self.processes:
@@ -380,7 +400,9 @@ def supervise(folder: Path, engines: str, database: str = SQLITE) -> int:
         stack.start()
         stack.write_env_file()
         while not stopping:
-            time.sleep(0.5)
+            time.sleep(RESTART_CHECK_S)
+            for name in stack.restart_exited():
+                print(f"{name} exited; started again", flush=True)
     finally:
         stack.stop()
         (folder / "stack.env").unlink(missing_ok=True)
@@ -450,8 +472,12 @@ def stack_command(
     """
     return subprocess.run(
         [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", engines],
-        env={**os.environ, CHOICE_VARIABLE: database} if database else None,
         cwd=REPO_ROOT,
+        env={
+            **os.environ,
+            UI_PORT_VARIABLE: "0",
+            **({CHOICE_VARIABLE: database} if database else {}),
+        },
         capture_output=True,
         text=True,
         check=False,

@@ -5,7 +5,9 @@
 A message is deleted only after every run it announces exists, so a crash in between
 redelivers it, and the idempotency key maps the redelivery onto the same run. A message
 that does not parse is made visible again at once and left for the dead-letter queue.
-Test events and objects outside the video layout are logged and deleted on purpose.
+Records are handled one by one: the valid records of a message start their runs, and its
+malformed records are sent on their own to the dead-letter queue before the message is
+deleted. Test events and objects outside the video layout are logged and deleted on purpose.
 SIGTERM/SIGINT: the batch in hand is finished, then the loop exits.
 
 Every count is also a Prometheus metric, served with `/healthz` on SENSOR_METRICS_PORT
@@ -32,6 +34,7 @@ from flows.runs import Routes, routes_from_settings, start_process_video_run
 from sensors.health import sensor_health
 from sensors.metrics import RunOutcomeWatcher, SensorMetrics, serve
 from video_processor.config import Settings, load_settings
+from video_processor.dead_letters import dead_letter_queue_url, park_records
 from video_processor.errors import ConfigurationError
 from video_processor.events import MessageParseError, ParsedMessage, parse_message_body
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage
@@ -78,6 +81,7 @@ class SqsSensor:
     counters: SensorCounters = field(default_factory=SensorCounters)
     metrics: SensorMetrics = field(default_factory=SensorMetrics)
     stopping: bool = False
+    _dlq_url: str | None = None
 
     def __repr__(self) -> str:
         return f"SqsSensor(queue={self.settings.sqs_queue_url!r}, {self.counters})"
@@ -161,19 +165,54 @@ class SqsSensor:
             parsed = parse_message_body(message["Body"])
         except MessageParseError as exc:
             self.count("rejected")
-            logger.error(
+            self._log_rejected(
                 "message rejected; it stays on the queue until it moves to the dead-letter queue",
-                extra={
-                    "stage": "MESSAGE_REJECTED",
-                    "message_id": message_id,
-                    "reason": str(exc),
-                    "receive_count": receive_count,
-                },
+                message_id,
+                str(exc),
+                receive_count=receive_count,
             )
             self._release(message)
             return False
         self._start_runs(parsed, message_id)
+        if parsed.rejected:
+            return self._park_rejected(parsed, message)
         return True
+
+    def _park_rejected(self, parsed: ParsedMessage, message: dict[str, Any]) -> bool:
+        """Send a message's malformed records alone to the DLQ; True once they are there."""
+        message_id = message["MessageId"]
+        self.count("rejected")
+        if self._dlq_url is None and self.settings.sqs_queue_url:
+            self._dlq_url = dead_letter_queue_url(self.sqs, self.settings.sqs_queue_url)
+        parked_id = None
+        if self._dlq_url is not None:
+            parked_id = park_records(
+                self.sqs, self._dlq_url, [item.record for item in parsed.rejected], message_id
+            )
+        for item in parsed.rejected:
+            self._log_rejected(
+                "record rejected; the message's valid records have their runs",
+                message_id,
+                item.reason,
+                dead_letter_message_id=parked_id,
+            )
+        if parked_id is None:
+            # No dead-letter queue to park in: the whole message goes the redrive way
+            # (its runs exist already; redeliveries map onto them).
+            self._release(message)
+            return False
+        return True
+
+    def _log_rejected(self, text: str, message_id: str, reason: str, **fields: Any) -> None:
+        logger.error(
+            text,
+            extra={
+                "stage": "MESSAGE_REJECTED",
+                "message_id": message_id,
+                "reason": reason,
+                **fields,
+            },
+        )
 
     def _start_runs(self, parsed: ParsedMessage, message_id: str) -> None:
         if parsed.is_test_event:
@@ -273,15 +312,23 @@ def find_routes(prefect: SyncPrefectClient, settings: Settings) -> Routes:
             time.sleep(DEPLOYMENT_LOOKUP_RETRY_S)
 
 
-def main() -> int:
+def queue_command_settings() -> Settings:
+    """The settings of a command that works on the ingest queue, with JSON logging on.
+
+    Exits with status 2 and the reason when they are invalid or SQS_QUEUE_URL is unset."""
     try:
         settings = load_settings()
         if not settings.sqs_queue_url:
             raise ConfigurationError("invalid configuration: SQS_QUEUE_URL is not set")
     except ConfigurationError as exc:
         print(exc, file=sys.stderr)
-        return 2
+        raise SystemExit(2) from exc
     configure_json_logging(settings.log_level)
+    return settings
+
+
+def main() -> int:
+    settings = queue_command_settings()
     metrics = SensorMetrics()
     stopping = threading.Event()
     server = None

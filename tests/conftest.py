@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +17,23 @@ from local_stack.stack import (
     stack_command,
 )
 from tests.e2e.stack_client import StackClient
+
+SUITE_TMP_PREFIX = "avp-tests-"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_tmpdir() -> Iterator[Path]:
+    """One temporary folder for the whole suite and every process it starts (TMPDIR), removed
+    at the end: a worker killed mid-task cannot leave its scratch folders behind."""
+    root = Path(tempfile.mkdtemp(prefix=SUITE_TMP_PREFIX))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(root))
+    patch.setattr(tempfile, "tempdir", str(root))
+    try:
+        yield root
+    finally:
+        patch.undo()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

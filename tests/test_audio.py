@@ -210,3 +210,24 @@ def test_playlist_uploads_cannot_make_ffmpeg_read_other_files(tmp_path: Path, ki
     with pytest.raises(AudioError, match="extraction failed"):
         audio.extract_audio_chunks(upload, out, chain="", chunk_seconds=10, timeout_s=30)
     assert list(out.glob("*.wav")) == []
+
+
+def test_sound_ranges_are_the_span_minus_its_silences():
+    rate = audio.SAMPLE_RATE_HZ
+    silences = [(0, rate), (3 * rate, 4 * rate), (9 * rate, 12 * rate)]
+    assert audio.sound_ranges(2 * rate, 10 * rate, silences) == ((2.0, 3.0), (4.0, 9.0))
+    assert audio.sound_ranges(0, rate, silences) == ()
+
+
+def test_broadband_noise_is_told_from_speech_pauses_tones_and_hum():
+    rate = audio.SAMPLE_RATE_HZ
+    rng = np.random.default_rng(7)
+    t = np.arange(10 * rate) / rate
+    white = rng.standard_normal(len(t)) * 3000
+    tone = 8000 * np.sin(2 * np.pi * 220 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
+    hum = 3000 * np.sin(2 * np.pi * 50 * t) + 1500 * np.sin(2 * np.pi * 100 * t)
+    quiet = rng.standard_normal(len(t)) * 20  # a pause's floor, far under -38 dBFS
+    assert audio.is_broadband_noise(white.astype(np.int16))
+    assert audio.is_broadband_noise((white + tone).astype(np.int16))
+    for signal in (tone, hum, quiet, np.zeros(len(t))):
+        assert not audio.is_broadband_noise(signal.astype(np.int16))

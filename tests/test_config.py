@@ -1,8 +1,12 @@
+import typing
 from pathlib import Path
 
 import pytest
+from anthropic._data import DEPRECATED_MODELS
+from anthropic.types import Model
 
 from video_processor.config import (
+    DEFAULT_CLAUDE_MODEL,
     AudioProfile,
     BlockNames,
     RateLimit,
@@ -74,3 +78,9 @@ def test_rate_limits_exist_only_when_configured(monkeypatch: pytest.MonkeyPatch,
         "rate-stt-clova-csr": RateLimit(slots=3, per_second=2.5),
         "rate-llm-claude": RateLimit(slots=50, per_second=50 / 60),
     }
+
+
+def test_the_default_model_is_the_newest_current_sonnet_of_the_pinned_sdk():
+    listed = typing.get_args(typing.get_args(Model)[0])  # newest first, as the SDK lists them
+    sonnets = [m for m in listed if "sonnet" in m and m not in DEPRECATED_MODELS]
+    assert Settings().claude_model == DEFAULT_CLAUDE_MODEL == sonnets[0]

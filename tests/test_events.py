@@ -3,7 +3,7 @@ import json
 import pytest
 
 from video_processor.events import MessageParseError, parse_message_body
-from video_processor.models import JobContext
+from video_processor.models import JobContext, S3ObjectRef
 
 BUCKET = "shortform-video-bucket"
 
@@ -82,20 +82,64 @@ def test_sns_envelope_is_unwrapped():
     assert parse_message_body(body).objects[0].key == "videos/1/2.mp4"
 
 
-def test_eventbridge_key_is_not_url_decoded():
-    body = json.dumps(
-        {
-            "detail-type": "Object Created",
-            "source": "aws.s3",
-            "time": "2024-11-22T10:30:45Z",
-            "detail": {
-                "bucket": {"name": BUCKET},
-                "object": {"key": "videos/1/a+b.mp4", "size": 10, "etag": "e1", "version-id": "v9"},
-            },
-        }
-    )
-    [obj] = parse_message_body(body).objects
-    assert (obj.key, obj.etag, obj.version_id) == ("videos/1/a+b.mp4", "e1", "v9")
+def eventbridge(key: str) -> dict:
+    return {
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "time": "2024-11-22T10:30:45Z",
+        "detail": {
+            "bucket": {"name": BUCKET},
+            "object": {"key": key, "size": 10, "etag": "e1", "version-id": "v9"},
+        },
+    }
+
+
+def sns(document: dict) -> dict:
+    return {
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": "arn",
+        "Message": json.dumps(document),
+    }
+
+
+SPACED_HANGUL = "videos/1/내 영상 1.mp4"
+SPACED_HANGUL_ENCODED = "videos/1/%EB%82%B4+%EC%98%81%EC%83%81+1.mp4"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"Records": [s3_record(SPACED_HANGUL_ENCODED)]},
+        sns({"Records": [s3_record(SPACED_HANGUL_ENCODED)]}),
+        eventbridge(SPACED_HANGUL_ENCODED),
+        sns(eventbridge(SPACED_HANGUL_ENCODED)),
+        # The undecoded reading of an EventBridge key: decoding leaves it as it is.
+        eventbridge(SPACED_HANGUL),
+    ],
+    ids=["s3", "sns-s3", "eventbridge-encoded", "sns-eventbridge", "eventbridge-raw"],
+)
+def test_a_key_with_spaces_and_hangul_is_decoded_in_every_shape(document: dict):
+    [obj] = parse_message_body(json.dumps(document)).objects
+    assert obj.key == SPACED_HANGUL
+
+
+def test_eventbridge_keys_are_url_decoded_like_s3_notifications():
+    [obj] = parse_message_body(json.dumps(eventbridge("videos/1/a%2Db.mp4"))).objects
+    assert (obj.key, obj.etag, obj.version_id) == ("videos/1/a-b.mp4", "e1", "v9")
+
+
+def test_a_malformed_record_is_rejected_alone_and_named_by_its_index():
+    bad = s3_record("videos/1/bad.mp4")
+    bad["eventTime"] = "yesterday"
+    body = json.dumps({"Records": [s3_record("videos/1/good.mp4"), bad]})
+
+    parsed = parse_message_body(body)
+
+    assert [obj.key for obj in parsed.objects] == ["videos/1/good.mp4"]
+    [rejected] = parsed.rejected
+    assert rejected.reason.startswith("record 1: malformed S3 record: eventTime")
+    assert rejected.record == bad
 
 
 def test_removal_and_future_major_versions_are_skipped_with_a_reason():
@@ -127,6 +171,22 @@ def test_removal_and_future_major_versions_are_skipped_with_a_reason():
 def test_unparseable_bodies_raise_with_the_reason(body: str, reason: str):
     with pytest.raises(MessageParseError, match=reason):
         parse_message_body(body)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "videos/u1/job1.mp4\n",
+        "videos/u1/job1.mp4\r\n",
+        "videos/u1\t/job1.mp4",
+        "videos/u1/job1.mp4\t",
+        "videos/u1/job1\x00.mp4",
+        "videos/u1/job1.mp4\x1f",
+        "videos/u1/job1.mp4\x7f",
+    ],
+)
+def test_keys_with_control_characters_do_not_follow_the_layout(key: str):
+    assert JobContext.from_object(S3ObjectRef(bucket=BUCKET, key=key)) is None
 
 
 def test_job_context_follows_the_key_layout_and_idempotency_key_tracks_the_version():

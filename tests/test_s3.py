@@ -1,5 +1,6 @@
 """S3 error mapping: what botocore raises becomes one error with a retry verdict."""
 
+import uuid
 from pathlib import Path
 
 import boto3
@@ -36,3 +37,31 @@ def test_missing_json_document_reads_as_none(s3_client):
         Bucket="json-docs", CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"}
     )
     assert s3.read_json(s3_client, "json-docs", "absent.json") is None
+
+
+def test_expiry_rules_are_set_next_to_the_bucket_s_other_rules(s3_client):
+    bucket = f"lifecycle-{uuid.uuid4().hex[:8]}"
+    s3_client.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-2"}
+    )
+    logs_rule = {
+        "ID": "operators-logs",
+        "Filter": {"Prefix": "logs/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": 30},
+    }
+    s3_client.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [logs_rule]}
+    )
+
+    s3.ensure_expiry_rules(s3_client, bucket, {"expire-work": "work/"}, 7)
+    s3.ensure_expiry_rules(s3_client, bucket, {"expire-work": "work/"}, 5)  # re-run: updated
+
+    rules = {
+        rule["ID"]: rule
+        for rule in s3_client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    }
+    assert set(rules) == {"operators-logs", "expire-work"}
+    assert rules["expire-work"]["Filter"] == {"Prefix": "work/"}
+    assert rules["expire-work"]["Expiration"] == {"Days": 5}
+    assert rules["operators-logs"]["Expiration"] == {"Days": 30}

@@ -1,5 +1,6 @@
 """Stages over real S3 (moto server) and the real FFmpeg: no Prefect involved."""
 
+import json
 import uuid
 from pathlib import Path
 
@@ -9,7 +10,18 @@ from local_stack.sample_video import make_corrupt_video, make_tone_video, make_v
 from video_processor import stages
 from video_processor.config import AudioProfile
 from video_processor.errors import AudioError, DownloadError
-from video_processor.models import AudioOptions, JobContext
+from video_processor.models import (
+    AudioChunk,
+    AudioManifest,
+    AudioOptions,
+    ChunkTranscript,
+    JobContext,
+    StageTimings,
+    Summary,
+    TimeRange,
+    Transcript,
+    TranscriptSegment,
+)
 
 OPTIONS = AudioOptions(
     profile=AudioProfile.SEED,
@@ -118,3 +130,130 @@ def test_probe_upload_applies_the_same_checks(s3_client, buckets, tmp_path, make
     with pytest.raises(AudioError, match=message) as caught:
         stages.probe_upload(s3_client, job, options)
     assert "X-Amz-Signature" not in caught.value.message  # the URL is never echoed
+
+
+def test_prepare_audio_records_where_each_chunk_has_sound(s3_client, buckets, tmp_path):
+    video_bucket, result_bucket = buckets
+    job = upload(s3_client, video_bucket, make_tone_video(tmp_path / "v.mp4", seconds=12))
+
+    manifest = stages.prepare_audio(s3_client, job, work_bucket=result_bucket, options=OPTIONS)
+
+    for chunk in manifest.chunks:  # a tone is sound throughout, and not broadband noise
+        assert sum(piece.duration_s for piece in chunk.sound) == pytest.approx(
+            chunk.duration_s, abs=0.05
+        )
+        assert not chunk.noisy
+
+
+class SingleDecodeEngine:
+    """A stand-in STT engine with one way to decode (like CLOVA CSR): a fixed answer."""
+
+    name = "scripted"
+    language = "ko"
+
+    def __init__(self, first: list[TranscriptSegment]) -> None:
+        self.first = first
+
+    def transcribe_chunk(self, audio_path: Path, chunk: AudioChunk) -> list[TranscriptSegment]:
+        return self.first
+
+
+class ScriptedEngine(SingleDecodeEngine):
+    """A stand-in engine that also has a fallback decode, with its own fixed answer."""
+
+    def __init__(self, first: list[TranscriptSegment], fallback: list[TranscriptSegment]) -> None:
+        super().__init__(first)
+        self.fallback, self.fallback_calls = fallback, 0
+
+    def fallback_transcribe_chunk(
+        self, audio_path: Path, chunk: AudioChunk
+    ) -> list[TranscriptSegment]:
+        self.fallback_calls += 1
+        return self.fallback
+
+
+CHUNK = AudioChunk(
+    index=2,
+    key="k",
+    start_s=110.0,
+    duration_s=55.0,
+    size_bytes=1,
+    sound=[TimeRange(start_s=110.0, end_s=140.0), TimeRange(start_s=140.5, end_s=165.0)],
+)
+SPEECH = [
+    TranscriptSegment(start_s=110.0 + 5 * i, end_s=115.0 + 5 * i, text=f"문장 {i}")
+    for i in range(11)
+]
+
+
+def test_a_chunk_with_sound_but_no_text_gets_the_fallback_decode():
+    engine = ScriptedEngine(first=[], fallback=SPEECH)
+    result = stages.transcribe_checked(engine, Path("unused.wav"), CHUNK)
+    assert engine.fallback_calls == 1
+    assert result.fallback_decoded and result.segments == SPEECH and result.gaps == []
+
+
+def test_sound_still_without_text_after_the_fallback_is_reported_as_a_gap():
+    engine = ScriptedEngine(first=[], fallback=[])
+    result = stages.transcribe_checked(engine, Path("unused.wav"), CHUNK)
+    assert result.segments == [] and not result.fallback_decoded
+    assert result.gaps == [TimeRange(start_s=110.0, end_s=165.0)]
+
+
+def test_an_engine_without_a_fallback_reports_the_gap_of_a_partly_heard_chunk():
+    # A CLOVA CSR-like engine: no second decode; the first 20 s heard, the rest not.
+    heard = [TranscriptSegment(start_s=110.0, end_s=130.0, text="앞부분만 들렸습니다")]
+    result = stages.transcribe_checked(SingleDecodeEngine(heard), Path("x.wav"), CHUNK)
+    assert result.gaps == [TimeRange(start_s=131.0, end_s=165.0)]
+
+
+def test_pauses_and_short_unheard_bits_are_not_gaps():
+    assert stages.find_gaps(CHUNK.sound, SPEECH) == []
+    sparse = [s for s in SPEECH if s.start_s != 135.0]  # 5 s unheard, padded by 1 s each side
+    assert stages.find_gaps(CHUNK.sound, sparse) == []
+
+
+def test_auto_language_takes_the_language_heard_longest_and_gaps_reach_the_result():
+    english = [TranscriptSegment(start_s=0, end_s=50, text="hello", language="en")]
+    korean = [TranscriptSegment(start_s=55, end_s=60, text="안녕", language="ko")]
+    gap = TimeRange(start_s=60.0, end_s=110.0)
+    chunks = [CHUNK.model_copy(update={"noisy": True}), CHUNK.model_copy(update={"index": 3})]
+    parts = [ChunkTranscript(segments=english), ChunkTranscript(segments=korean, gaps=[gap])]
+    transcript = stages.join_chunks("local", "auto", chunks, parts)
+    assert transcript.language == "en"
+    assert transcript.gaps == [gap] and transcript.noisy_share == 0.5
+    assert stages.join_chunks("local", "ko", chunks, parts).language == "ko"
+
+
+def test_the_result_carries_confidence_language_gaps_and_flags():
+    job = JobContext(bucket="b", key="videos/u/j.mp4", user_id="u", job_id="j", extension="mp4")
+    manifest = AudioManifest(chunks=[CHUNK], video_duration_s=165, audio_filter="none")
+    gap = TimeRange(start_s=140.0, end_s=165.0)
+    segments = [
+        TranscriptSegment(start_s=110, end_s=120, text="잘 들린 문장", confidence=0.9),
+        TranscriptSegment(start_s=120, end_s=140, text="흐릿한 문장", confidence=0.2),
+    ]
+    transcript = Transcript(engine="local", language="ko", segments=segments, gaps=[gap])
+    summary = Summary(engine="local", model="extractive", text="요약")
+    result = stages.build_result(job, manifest, transcript, summary, StageTimings(), 5)
+    stored = json.loads(result.model_dump_json())
+    assert stored["schema_version"] == "1.3"
+    assert [s["confidence"] for s in stored["transcript"]["segments"]] == [0.9, 0.2]
+    assert stored["meta"]["low_confidence_share"] == pytest.approx(2 / 3, abs=1e-3)
+    assert stored["meta"]["low_confidence"] is True
+    assert stored["meta"]["gaps"] == [{"start_s": 140.0, "end_s": 165.0}]
+    assert stored["meta"]["flags"] == ["gaps", "low_confidence"]
+    assert stored["meta"]["language"] == "ko"
+    clean = transcript.model_copy(update={"gaps": [], "segments": segments[:1]})
+    meta = stages.build_result(job, manifest, clean, summary, StageTimings(), 5).meta
+    assert (meta.flags, meta.low_confidence, meta.low_confidence_share) == ([], False, 0.0)
+
+
+def test_loop_segments_kept_from_the_summariser_flag_the_result():
+    job = JobContext(bucket="b", key="videos/u/j.mp4", user_id="u", job_id="j", extension="mp4")
+    manifest = AudioManifest(chunks=[CHUNK], video_duration_s=165, audio_filter="none")
+    looped = [*SPEECH, *[SPEECH[-1].model_copy(update={"start_s": 170.0, "end_s": 171.0})] * 2]
+    transcript = Transcript(engine="local", language="ko", segments=looped)
+    summary = Summary(engine="local", model="extractive", text="요약")
+    meta = stages.build_result(job, manifest, transcript, summary, StageTimings(), 5).meta
+    assert meta.flags == ["loops"]

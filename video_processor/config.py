@@ -21,6 +21,9 @@ SQS_MAX_WAIT_SECONDS = 20
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 CLOVA_CSR_MAX_AUDIO_SECONDS = 60
 CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS = 2 * 3600
+# The newest Sonnet of the pinned anthropic SDK's model list that is not in its
+# DEPRECATED_MODELS (tests check it against the installed SDK).
+DEFAULT_CLAUDE_MODEL = "claude-sonnet-5-5"
 
 
 class SttEngineName(StrEnum):
@@ -118,10 +121,12 @@ class Settings(BaseSettings):
     llm_engine: LlmEngineName = LlmEngineName.AUTO
     claude_api_url: str = "https://api.anthropic.com/v1/messages"
     claude_api_key: SecretStr | None = None
-    claude_model: str = "claude-sonnet-4-6"
+    claude_model: str = DEFAULT_CLAUDE_MODEL
     claude_max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 2000
     claude_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
     summary_max_chars: Annotated[int, Field(ge=50)] = 800
+    # The summary's language, whatever the spoken one (STT_LANGUAGE=auto may detect another).
+    summary_language: str = "ko"
     # Summary quality, long transcripts and cost (issue 5; README "Summaries").
     summary_min_chars: Annotated[int, Field(ge=1)] = 100
     llm_single_call_max_input_tokens: Annotated[int, Field(ge=1000)] = 30_000
@@ -143,6 +148,9 @@ class Settings(BaseSettings):
     clova_csr_requests_per_second: Annotated[float, Field(ge=0)] = 0.0
     claude_requests_per_minute: Annotated[float, Field(ge=0)] = 0.0
 
+    # Intermediate objects (audio chunks under work/, cached stage results) expire after
+    # this many days: a failed job leaves nothing behind for good, a retry before resumes.
+    work_expiry_days: Annotated[int, Field(ge=1)] = 7
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
 

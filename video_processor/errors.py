@@ -11,9 +11,11 @@ raised (one mapping per client module) and chained with ``from exc``.
     ├── AudioError                  FFMPEG_FAILED
     ├── SpeechToTextError           STT_BAD_RESPONSE
     │   ├── SpeechToTextTimeout     STT_TIMEOUT
-    │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, noise, loops)
+    │   └── TranscriptRejected      STT_BAD_RESPONSE  (quality gate: silence, loops)
+    │       └── SpeechTooNoisy      STT_BAD_RESPONSE  (audible sound, broadband noise)
     ├── SummaryError                LLM_BAD_RESPONSE
-    │   └── SummaryTimeout          LLM_TIMEOUT
+    │   ├── SummaryTimeout          LLM_TIMEOUT
+    │   └── SummaryRefused          LLM_REFUSED  (the model declined: never retried)
     └── CallbackError               CALLBACK_FAILED
 
 ``retryable`` says whether trying the same call again can succeed (timeouts, 429, 5xx,
@@ -32,6 +34,7 @@ class ErrorCode(StrEnum):
     STT_BAD_RESPONSE = "STT_BAD_RESPONSE"
     LLM_TIMEOUT = "LLM_TIMEOUT"
     LLM_BAD_RESPONSE = "LLM_BAD_RESPONSE"
+    LLM_REFUSED = "LLM_REFUSED"
     CALLBACK_FAILED = "CALLBACK_FAILED"
     UNKNOWN_ERROR = "UNKNOWN_ERROR"
 
@@ -90,12 +93,25 @@ class TranscriptRejected(SpeechToTextError):
     """
 
 
+class SpeechTooNoisy(TranscriptRejected):
+    """Sound throughout, but under broadband noise the engine recognised no usable speech:
+    told apart from silence so that a user knows a cleaner recording may work."""
+
+
 class SummaryError(PipelineError):
     code = ErrorCode.LLM_BAD_RESPONSE
 
 
 class SummaryTimeout(SummaryError):
     code = ErrorCode.LLM_TIMEOUT
+
+
+class SummaryRefused(SummaryError):
+    """Claude declined to summarise (``stop_reason: "refusal"``): the content, not the call,
+    is the problem, so asking again gives the same answer. Its own code lets the backend tell
+    a policy refusal from a broken reply."""
+
+    code = ErrorCode.LLM_REFUSED
 
 
 class CallbackError(PipelineError):

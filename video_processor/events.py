@@ -3,6 +3,17 @@
 Accepted shapes: S3 event notifications (`Records`, possibly several),
 the same wrapped in an SNS envelope, EventBridge "Object Created" events, and the
 `s3:TestEvent` sent when notifications are configured.
+
+Records are validated one by one: a malformed record among valid ones is returned in
+``ParsedMessage.rejected`` (with why) and does not cost the others their runs; a message
+with no valid record at all raises ``MessageParseError``.
+
+Keys are URL-encoded form style (``unquote_plus``) in S3 notifications, as AWS documents.
+For EventBridge, AWS's documentation neither shows an encoded key nor says the key is
+raw, while AWS Lambda Powertools and LocalStack decode it: it is decoded the same way.
+Neither reading loses an upload: the two differ only for keys with ``+`` or ``%``, which
+the video layout never accepts undecoded; a decoded key that names no object fails its
+job loudly (``S3_DOWNLOAD_FAILED``), it is never skipped in silence.
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ class _S3Record(_Lenient):
 
 
 class _S3Notification(_Lenient):
-    records: list[_S3Record] = Field(alias="Records")
+    records: list[Any] = Field(alias="Records")
 
 
 class _EventBridgeObject(_Lenient):
@@ -77,11 +88,21 @@ class _EventBridgeEvent(_Lenient):
 
 
 @dataclass(frozen=True)
+class RejectedRecord:
+    """A record that does not parse: why, and the record itself (kept for inspection)."""
+
+    reason: str
+    record: Any
+
+
+@dataclass(frozen=True)
 class ParsedMessage:
-    """What a message announces: created objects, and records skipped on purpose (with why)."""
+    """What a message announces: created objects, records skipped on purpose (with why),
+    and malformed records next to valid ones."""
 
     objects: list[S3ObjectRef] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    rejected: list[RejectedRecord] = field(default_factory=list)
     is_test_event: bool = False
 
 
@@ -114,7 +135,13 @@ def _parse_notification(document: dict[str, Any]) -> ParsedMessage:
     except ValidationError as exc:
         raise MessageParseError(f"malformed S3 notification: {_first_error(exc)}") from exc
     parsed = ParsedMessage()
-    for record in notification.records:
+    for index, raw in enumerate(notification.records):
+        try:
+            record = _S3Record.model_validate(raw)
+        except ValidationError as exc:
+            reason = f"record {index}: malformed S3 record: {_first_error(exc)}"
+            parsed.rejected.append(RejectedRecord(reason, raw))
+            continue
         where = f"{record.event_name} s3://{record.s3.bucket.name}/{record.s3.object.key}"
         if record.event_source != "aws:s3":
             parsed.skipped.append(f"{where}: event source {record.event_source!r}")
@@ -134,6 +161,8 @@ def _parse_notification(document: dict[str, Any]) -> ParsedMessage:
                     event_time=record.event_time,
                 )
             )
+    if parsed.rejected and not (parsed.objects or parsed.skipped):
+        raise MessageParseError("malformed S3 notification: " + _reasons(parsed.rejected))
     return parsed
 
 
@@ -145,10 +174,9 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedMessage:
     where = f"{event.detail_type} s3://{event.detail.bucket.name}/{event.detail.object.key}"
     if event.detail_type != "Object Created":
         return ParsedMessage(skipped=[f"{where}: not an object creation"])
-    # EventBridge keys are not URL-encoded.
     obj = S3ObjectRef(
         bucket=event.detail.bucket.name,
-        key=event.detail.object.key,
+        key=unquote_plus(event.detail.object.key),
         size=event.detail.object.size,
         etag=event.detail.object.etag,
         version_id=event.detail.object.version_id,
@@ -156,6 +184,10 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedMessage:
         event_time=event.time,
     )
     return ParsedMessage(objects=[obj])
+
+
+def _reasons(rejected: list[RejectedRecord]) -> str:
+    return "; ".join(item.reason for item in rejected)
 
 
 def _first_error(exc: ValidationError) -> str:

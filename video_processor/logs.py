@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 LOGGER_NAME = "video_processor"
+WARNINGS_LOGGER_NAME = "py.warnings"
 # Attributes every LogRecord has; anything else was passed through `extra=`.
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
@@ -39,18 +40,22 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_json_logging(level: str = "INFO") -> None:
-    """Send this package's logs to stderr as JSON lines (idempotent).
+    """Send this package's logs, and Python warnings, to stderr as JSON lines (idempotent).
 
     Propagation stops here so Prefect's console handler does not print them a second
     time; Prefect's API handler (PREFECT_LOGGING_EXTRA_LOGGERS) still ships them to the UI.
+    Warnings (``warnings.warn``, e.g. a library's UserWarning) become records of the
+    ``py.warnings`` logger instead of bare text lines.
     """
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level)
-    logger.propagate = False
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
+    logging.captureWarnings(True)
+    for name, logger_level in ((LOGGER_NAME, level), (WARNINGS_LOGGER_NAME, "WARNING")):
+        logger = logging.getLogger(name)
+        logger.setLevel(logger_level)
+        logger.propagate = False
+        if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -12,11 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from video_processor.config import AudioProfile, LlmEngineName, Settings, SttEngineName
 from video_processor.errors import ErrorCode
 
-RESULT_SCHEMA_VERSION = "1.2"  # 1.1: structured summary, segment ids, LLM usage; 1.2: meta.usage
+# 1.1: structured summary, segment ids, LLM usage; 1.2: meta.usage; 1.3: segment confidence
+# and language, meta.language, meta.gaps, meta.low_confidence(_share), meta.flags
+RESULT_SCHEMA_VERSION = "1.3"
 
 # videos/{user_id}/{job_id}.{ext}; ids are word characters or dashes, never separators.
+# Matched whole (fullmatch): "$" would also match before a trailing newline.
 VIDEO_KEY_PATTERN = re.compile(
-    r"^videos/(?P<user_id>[\w-]{1,128})/(?P<job_id>[\w-]{1,128})\.(?P<ext>[A-Za-z0-9]{1,8})$"
+    r"videos/(?P<user_id>[\w-]{1,128})/(?P<job_id>[\w-]{1,128})\.(?P<ext>[A-Za-z0-9]{1,8})"
 )
 
 
@@ -57,7 +60,7 @@ class JobContext(Frozen):
     @classmethod
     def from_object(cls, obj: S3ObjectRef) -> JobContext | None:
         """The job for an object whose key follows the video layout, else None."""
-        match = VIDEO_KEY_PATTERN.match(obj.key)
+        match = VIDEO_KEY_PATTERN.fullmatch(obj.key)
         if match is None:
             return None
         return cls(
@@ -133,6 +136,17 @@ class RunPlan(Frozen):
         return self.stt_engine is SttEngineName.CLOVA_SPEECH
 
 
+class TimeRange(Frozen):
+    """A stretch of the video, in seconds from its start."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.end_s - self.start_s)
+
+
 class AudioChunk(Frozen):
     """A piece of the extracted audio, stored in S3, that an STT request may carry."""
 
@@ -141,6 +155,10 @@ class AudioChunk(Frozen):
     start_s: float
     duration_s: float
     size_bytes: int
+    # Where the audio stage's pause scan heard sound (absolute times), and whether that
+    # sound is mostly broadband noise (see ``audio.is_broadband_noise``).
+    sound: list[TimeRange] = Field(default_factory=list)
+    noisy: bool = False
 
 
 class AudioManifest(Frozen):
@@ -161,6 +179,14 @@ class AudioManifest(Frozen):
         return sum(chunk.duration_s for chunk in self.chunks)
 
 
+# Under exp(-1): the avg log-prob Whisper itself calls a failed decode (log_prob_threshold).
+LOW_CONFIDENCE_BELOW = 0.37
+# A job whose speech is at least this share low-confidence is flagged ``low_confidence``.
+LOW_CONFIDENCE_JOB_SHARE = 0.5
+# Whisper's compression_ratio_threshold: a window whose text gzips this well is a loop.
+LOOP_COMPRESSION_RATIO = 2.4
+
+
 class TranscriptSegment(Frozen):
     start_s: float
     end_s: float
@@ -168,6 +194,30 @@ class TranscriptSegment(Frozen):
     speaker: str | None = None
     # What summaries cite. STT engines leave it unset; the Transcript numbers its segments.
     id: int | None = None
+    # 0..1 where the engine says (Whisper: exp(avg log-prob); CLOVA Speech: its own).
+    confidence: float | None = None
+    # The spoken language the engine heard, when it detects one.
+    language: str | None = None
+    # Whisper's own loop and silence signals for the decoded window (None for CLOVA).
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+
+    @property
+    def low_confidence(self) -> bool:
+        return self.confidence is not None and self.confidence < LOW_CONFIDENCE_BELOW
+
+    @property
+    def engine_says_loop(self) -> bool:
+        """Whisper's own loop signal (``LOOP_COMPRESSION_RATIO``)."""
+        return (self.compression_ratio or 0.0) > LOOP_COMPRESSION_RATIO
+
+
+class ChunkTranscript(Frozen):
+    """One chunk's segments and the stretches of sound in it that stayed without text."""
+
+    segments: list[TranscriptSegment]
+    gaps: list[TimeRange] = Field(default_factory=list)
+    fallback_decoded: bool = False
 
 
 class Transcript(Frozen):
@@ -176,6 +226,10 @@ class Transcript(Frozen):
     engine: str
     language: str
     segments: list[TranscriptSegment]
+    # Stretches with sound but no text, after the fallback decode (see ``stages``).
+    gaps: list[TimeRange] = Field(default_factory=list)
+    # The share of the audio heard as broadband noise (0 when unmeasured).
+    noisy_share: float = 0.0
 
     @field_validator("segments")
     @classmethod
@@ -195,6 +249,14 @@ class Transcript(Frozen):
 
     def segment_by_id(self) -> dict[int, TranscriptSegment]:
         return {segment.id: segment for segment in self.segments if segment.id is not None}
+
+    @property
+    def low_confidence_share(self) -> float:
+        """Share of the speech time (segments with a confidence) that is low-confidence."""
+        rated = [s for s in self.segments if s.confidence is not None and s.text]
+        total = sum(max(0.0, s.end_s - s.start_s) for s in rated)
+        low = sum(max(0.0, s.end_s - s.start_s) for s in rated if s.low_confidence)
+        return round(low / total, 3) if total > 0 else 0.0
 
 
 class KeyPoint(Frozen):
@@ -275,6 +337,12 @@ class ResultMeta(Frozen):
     audio_quality: str
     stages: StageTimings
     usage: UsageLedger = Field(default_factory=UsageLedger)
+    language: str = ""
+    gaps: list[TimeRange] = Field(default_factory=list)
+    low_confidence: bool = False
+    low_confidence_share: float = 0.0
+    # "gaps", "loops", "low_confidence": a DONE a reader should not take at face value.
+    flags: list[str] = Field(default_factory=list)
 
 
 class ResultDocument(Frozen):

@@ -112,3 +112,33 @@ def delete_prefix(client: Any, bucket: str, prefix: str) -> int:
     except (ClientError, BotoCoreError) as exc:
         raise _mapped(exc, StorageError, f"delete s3://{bucket}/{prefix}*") from exc
     return deleted
+
+
+def ensure_expiry_rules(client: Any, bucket: str, prefixes: dict[str, str], days: int) -> None:
+    """Lifecycle rules (by id) expiring objects under each prefix after ``days``.
+
+    The bucket's other rules are kept: S3 replaces the whole configuration on every put.
+    """
+    try:
+        current = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+            raise _mapped(exc, StorageError, f"read the lifecycle rules of {bucket}") from exc
+        current = []
+    ours = [
+        {
+            "ID": rule_id,
+            "Filter": {"Prefix": prefix},
+            "Status": "Enabled",
+            "Expiration": {"Days": days},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+        }
+        for rule_id, prefix in prefixes.items()
+    ]
+    kept = [rule for rule in current if rule.get("ID") not in prefixes]
+    try:
+        client.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": kept + ours}
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _mapped(exc, StorageError, f"set the lifecycle rules of {bucket}") from exc

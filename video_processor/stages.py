@@ -7,19 +7,22 @@ models, works in a private temporary directory and removes it on every path.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from video_processor import audio, s3, subtitles
 from video_processor.errors import AudioError, PipelineError, error_code_of
+from video_processor.llm.gate import loop_segments
 from video_processor.logs import get_logger, job_fields, stage
 from video_processor.models import (
+    LOW_CONFIDENCE_JOB_SHARE,
     AudioChunk,
     AudioManifest,
     AudioOptions,
     CallbackMeta,
+    ChunkTranscript,
     DoneCallback,
     FailedCallback,
     JobContext,
@@ -28,11 +31,12 @@ from video_processor.models import (
     ResultMeta,
     StageTimings,
     Summary,
+    TimeRange,
     Transcript,
     TranscriptSegment,
     UsageLedger,
 )
-from video_processor.stt.base import SpeechToText
+from video_processor.stt.base import FallbackDecoding, SpeechToText
 from video_processor.stt.clova_speech import ClovaSpeechLongForm, MediaSource
 
 logger = get_logger("stages")
@@ -41,6 +45,13 @@ PRESIGNED_URL_TTL_S = 6 * 3600  # CLOVA Speech may fetch late in a long async jo
 PROBE_URL_TTL_S = 300
 SRT_CONTENT_TYPE = "application/x-subrip; charset=utf-8"
 VTT_CONTENT_TYPE = "text/vtt; charset=utf-8"
+# The gap check: sound further than SEGMENT_REACH_S from every segment is unheard; unheard
+# pieces closer than GAP_MERGE_S join; a gap is a join holding at least GAP_MIN_SOUND_S of
+# sound (a shorter one is a cough, a breath or a segment's loose timestamp).
+SEGMENT_REACH_S = 1.0
+GAP_MERGE_S = 2.0
+GAP_MIN_SOUND_S = 5.0
+AUTO_LANGUAGE = "auto"
 
 
 @contextmanager
@@ -92,6 +103,8 @@ def prepare_audio(
                     start_s=piece.start_s,
                     duration_s=piece.duration_s,
                     size_bytes=piece.path.stat().st_size,
+                    sound=[TimeRange(start_s=start, end_s=end) for start, end in piece.sound],
+                    noisy=piece.noisy,
                 )
             )
     return AudioManifest(
@@ -141,12 +154,93 @@ def _checked(info: audio.MediaInfo, options: AudioOptions) -> audio.MediaInfo:
 
 def transcribe_chunk(
     client: Any, engine: SpeechToText, work_bucket: str, chunk: AudioChunk
-) -> list[TranscriptSegment]:
-    """Fetch one stored chunk and transcribe it."""
+) -> ChunkTranscript:
+    """Fetch one stored chunk and transcribe it, checked against where it has sound."""
     with private_workspace() as workspace:
         path = workspace / f"chunk-{chunk.index:05d}.wav"
         s3.download_file(client, work_bucket, chunk.key, path)
-        return engine.transcribe_chunk(path, chunk)
+        return transcribe_checked(engine, path, chunk)
+
+
+def transcribe_checked(engine: SpeechToText, path: Path, chunk: AudioChunk) -> ChunkTranscript:
+    """The chunk's segments; sound left without text gets the engine's fallback decode
+    (when it has one), and what stays without text is reported as gaps, never dropped."""
+    segments = engine.transcribe_chunk(path, chunk)
+    gaps = find_gaps(chunk.sound, segments)
+    fallback = False
+    if gaps and isinstance(engine, FallbackDecoding):
+        second = engine.fallback_transcribe_chunk(path, chunk)
+        second_gaps = find_gaps(chunk.sound, second)
+        if _seconds(second_gaps) < _seconds(gaps):
+            segments, gaps, fallback = second, second_gaps, True
+    if gaps:
+        logger.warning(
+            "chunk %d: %.1f s of sound without text (fallback decode %s)",
+            chunk.index,
+            _seconds(gaps),
+            "used" if fallback else "no better",
+        )
+    return ChunkTranscript(segments=segments, gaps=gaps, fallback_decoded=fallback)
+
+
+def find_gaps(sound: Sequence[TimeRange], segments: Sequence[TranscriptSegment]) -> list[TimeRange]:
+    """Stretches of ``sound`` that no segment comes near (see ``GAP_MIN_SOUND_S``)."""
+    reach = sorted(
+        (segment.start_s - SEGMENT_REACH_S, segment.end_s + SEGMENT_REACH_S) for segment in segments
+    )
+    unheard: list[TimeRange] = []
+    for piece in sound:
+        cursor = piece.start_s
+        for start, end in reach:
+            if end <= cursor or start >= piece.end_s:
+                continue
+            if start > cursor:
+                unheard.append(TimeRange(start_s=cursor, end_s=start))
+            cursor = max(cursor, end)
+        if cursor < piece.end_s:
+            unheard.append(TimeRange(start_s=cursor, end_s=piece.end_s))
+    merged: list[tuple[float, float, float]] = []  # start, end, seconds of sound
+    for piece in unheard:
+        if merged and piece.start_s - merged[-1][1] < GAP_MERGE_S:
+            start, _end, sound_s = merged[-1]
+            merged[-1] = (start, piece.end_s, sound_s + piece.duration_s)
+        else:
+            merged.append((piece.start_s, piece.end_s, piece.duration_s))
+    return [
+        TimeRange(start_s=round(start, 3), end_s=round(end, 3))
+        for start, end, sound_s in merged
+        if sound_s >= GAP_MIN_SOUND_S
+    ]
+
+
+def _seconds(ranges: Sequence[TimeRange]) -> float:
+    return sum(piece.duration_s for piece in ranges)
+
+
+def join_chunks(
+    engine: str, language: str, chunks: Sequence[AudioChunk], parts: Sequence[ChunkTranscript]
+) -> Transcript:
+    """The job's transcript from its chunks' results, in order.
+
+    With ``language="auto"`` the transcript's language is the one heard longest.
+    """
+    segments = [segment for part in parts for segment in part.segments]
+    if language == AUTO_LANGUAGE:
+        heard: dict[str, float] = {}
+        for segment in segments:
+            if segment.language:
+                spoken = max(0.0, segment.end_s - segment.start_s)
+                heard[segment.language] = heard.get(segment.language, 0.0) + spoken
+        language = max(heard, key=heard.__getitem__) if heard else AUTO_LANGUAGE
+    total_s = sum(chunk.duration_s for chunk in chunks)
+    noisy_s = sum(chunk.duration_s for chunk in chunks if chunk.noisy)
+    return Transcript(
+        engine=engine,
+        language=language,
+        segments=segments,
+        gaps=[gap for part in parts for gap in part.gaps],
+        noisy_share=round(noisy_s / total_s, 3) if total_s > 0 else 0.0,
+    )
 
 
 def transcribe_media(
@@ -156,12 +250,16 @@ def transcribe_media(
     if engine.send_url:
         url = s3.presigned_get_url(client, job.bucket, job.key, PRESIGNED_URL_TTL_S)
         return engine.transcribe_media(
-            MediaSource(url=url, duration_s=duration_s, size_bytes=job.size)
+            MediaSource(
+                url=url, duration_s=duration_s, size_bytes=job.size, extension=job.extension
+            )
         )
     with private_workspace() as workspace:
-        video = workspace / "input.media"
+        video = workspace / f"input.{job.extension}"
         s3.download_file(client, job.bucket, job.key, video)
-        return engine.transcribe_media(MediaSource(path=video, duration_s=duration_s))
+        return engine.transcribe_media(
+            MediaSource(path=video, duration_s=duration_s, extension=job.extension)
+        )
 
 
 def store_result(client: Any, bucket: str, job: JobContext, result: ResultDocument) -> ResultKeys:
@@ -197,6 +295,11 @@ def build_result(
     duration_ms: int,
     task_retries: int = 0,
 ) -> ResultDocument:
+    low_share = transcript.low_confidence_share
+    low_confidence = low_share >= LOW_CONFIDENCE_JOB_SHARE
+    loops = loop_segments([segment for segment in transcript.segments if segment.text])
+    raised = {"gaps": bool(transcript.gaps), "loops": bool(loops), "low_confidence": low_confidence}
+    flags = [name for name, up in raised.items() if up]
     return ResultDocument(
         job_id=job.job_id,
         user_id=job.user_id,
@@ -213,6 +316,11 @@ def build_result(
             audio_quality=manifest.audio_filter,
             stages=timings,
             usage=usage_ledger(manifest, summary, task_retries),
+            language=transcript.language,
+            gaps=transcript.gaps,
+            low_confidence=low_confidence,
+            low_confidence_share=low_share,
+            flags=flags,
         ),
     )
 

@@ -15,11 +15,13 @@ What operators rely on is kept:
 
 - *Limits*: at most `--limit` runs at once (default WARM_WORKER_MAX_CONCURRENT_RUNS);
   runs over it stay Scheduled for the next poll or another worker.
-- *Cancellation* from the UI or API: the run's next task is refused by the server and
-  the stages check between chunks (`flows.cancellation`); the worker then runs the
-  flow's `on_cancellation` hooks and marks it Cancelled. What cannot be interrupted is
-  the step in progress: one STT request, one LLM call or the FFmpeg pass, each bounded
-  by its own timeout, so a cancellation takes at most about that long.
+- *Cancellation* from the UI or API: the worker reads its runs' states every
+  WARM_WORKER_CANCEL_POLL_SECONDS; a Cancelling run's next task, or next chunk, does
+  not start (`flows.cancellation`), and the worker runs the flow's `on_cancellation`
+  hooks and marks it Cancelled. What cannot be interrupted is the step in progress: one
+  STT request, one LLM call (a long transcript's summary is several) or the FFmpeg
+  pass, each bounded by its own timeout, so a cancellation takes at most the poll
+  interval plus that long.
 - *SIGTERM* (pod shutdown, `make down`): claiming stops at once; runs in hand get
   WARM_WORKER_DRAIN_SECONDS to finish; a run still going then is marked Crashed with
   that reason, so the crash automation reschedules it elsewhere (its cached stages are
@@ -35,6 +37,7 @@ worker's own environment is the runs' environment (set it on the worker's pod).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -97,11 +100,16 @@ class WarmWorkerResult(BaseWorkerResult):
 
 
 class HeldRun:
-    """A run this worker has claimed: its thread's fate and whether it was cancelled."""
+    """A run this worker has claimed, and the event its thread sets when it ends."""
 
     def __init__(self, flow_run: FlowRun) -> None:
         self.flow_run = flow_run
-        self.done = threading.Event()
+        self.finished = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def finish(self) -> None:
+        """From the run's thread: wake the worker's loop."""
+        self._loop.call_soon_threadsafe(self.finished.set)
 
 
 class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResult]):
@@ -179,23 +187,21 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
 
     async def _wait(self, held: HeldRun) -> None:
         """Until the run's thread ends; when the worker stops, for the drain period only."""
-        while not held.done.is_set():
-            try:
-                await anyio.sleep(0.2)
-            except anyio.get_cancelled_exc_class():
-                with anyio.CancelScope(shield=True):
-                    await self._drain(held)
-                raise
+        try:
+            await held.finished.wait()
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._drain(held)
+            raise
 
     async def _drain(self, held: HeldRun) -> None:
-        deadline = time.monotonic() + self.settings.drain_seconds
         logger.info(
             "stopping: waiting for a run in hand",
             extra={"stage": "WORKER_DRAIN", "flow_run_id": str(held.flow_run.id)},
         )
-        while not held.done.is_set() and time.monotonic() < deadline:
-            await anyio.sleep(0.2)
-        if held.done.is_set():
+        with anyio.move_on_after(self.settings.drain_seconds):
+            await held.finished.wait()
+        if held.finished.is_set():
             return
         self._abandoned.append(held.flow_run.id)
         message = (
@@ -239,7 +245,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         except Exception:
             logger.exception("could not conclude flow run %s", run_id)
         finally:
-            held.done.set()
+            held.finish()
 
     def _finish_cancellation(self, client: Any, flow: Flow[..., Any], run_id: UUID) -> None:
         """A cancelled run gets its flow's on_cancellation hooks, then Cancelled."""

@@ -65,7 +65,9 @@ def run_bootstrap(stack: StackClient, **overrides: str) -> None:
 def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackClient):
     with temporary_settings(updates={PREFECT_API_URL: stack.env["PREFECT_API_URL"]}):
         before = ClaudeCredentials.load("claude")
-        run_bootstrap(stack, CLAUDE_MAX_TOKENS="777", CLAUDE_REQUESTS_PER_MINUTE="90")
+        run_bootstrap(
+            stack, CLAUDE_MAX_TOKENS="777", CLAUDE_REQUESTS_PER_MINUTE="90", WORK_EXPIRY_DAYS="3"
+        )
         try:
             after = ClaudeCredentials.load("claude")
             assert after._block_document_id == before._block_document_id
@@ -81,6 +83,9 @@ def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackCli
                 rate = client.read_global_concurrency_limit_by_name("rate-llm-claude")
             assert concurrency.slot_decay_per_second == 0
             assert (rate.limit, rate.slot_decay_per_second) == (90, 1.5)
+            rules = stack.s3().get_bucket_lifecycle_configuration(Bucket=stack.result_bucket)
+            expiry = {r["Filter"]["Prefix"]: r["Expiration"]["Days"] for r in rules["Rules"]}
+            assert expiry == {"work/": 3, "prefect-results/": 3}
         finally:
             run_bootstrap(stack)
 

@@ -114,6 +114,19 @@ class StackClient:
         )["Attributes"]
         return sum(int(value) for value in attributes.values())
 
+    def warm_worker_pid(self) -> int | None:
+        """The pid of this stack's warm worker (from /proc: command line and API URL)."""
+        api = f"PREFECT_API_URL={self.env['PREFECT_API_URL']}".encode()
+        for entry in Path("/proc").iterdir():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"worker" in cmdline and b"warm" in cmdline and api in environ:
+                return int(entry.name)
+        return None
+
     def wait_for_empty_queue(self, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -43,7 +43,8 @@ def test_upload_ends_in_done_callback_result_json_and_deleted_message(
     assert final["s3_key"] == f"videos/user-1/{job_id}.mp4"
     assert final["meta"]["stt_engine"] == "clova-csr"
     result = stack.result(final["result_s3_key"])
-    assert result["schema_version"] == "1.2"
+    assert result["schema_version"] == "1.3"
+    assert result["meta"]["gaps"] == [] and result["meta"]["flags"] == []
     assert result["summary"]["key_points"] and result["summary"]["usage"]["llm_calls"] >= 1
     assert result["transcript_text"] == final["transcript"] != ""
     assert result["summary"]["text"] == final["summary"] != ""

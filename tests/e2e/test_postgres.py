@@ -16,6 +16,8 @@ from local_stack.stack import read_stack_env, stack_command
 from tests.e2e.stack_client import StackClient, new_job_id, wait_for_run_state
 
 pytestmark = pytest.mark.e2e
+# Read at import, before the suite points TMPDIR at a folder of its own (0700).
+SYSTEM_TMP = tempfile.gettempdir()
 
 
 def psql(url: str, sql: str) -> subprocess.CompletedProcess[str]:
@@ -31,8 +33,8 @@ def test_a_stack_on_postgres_runs_a_video_to_done_and_down_stops_postgres(
     tmp_path: Path,
 ) -> None:
     # Not tmp_path: under root PostgreSQL runs as `postgres`, which cannot enter pytest's
-    # 0700 temporary folders.
-    folder = Path(tempfile.mkdtemp(prefix="postgres-stack-"))
+    # (or the suite's) 0700 temporary folders.
+    folder = Path(tempfile.mkdtemp(prefix="postgres-stack-", dir=SYSTEM_TMP))
     try:
         started = stack_command("up", folder, database=POSTGRES)
         assert started.returncode == 0, f"{started.stdout}\n{started.stderr}"

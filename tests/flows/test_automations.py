@@ -24,3 +24,14 @@ def test_a_slow_start_has_its_own_longer_window_than_a_silent_run():
     assert start.within.total_seconds() == 600
     for trigger in (zombie, start):
         assert "prefect.flow-run.Crashed" in trigger.expect  # a run that ended is left alone
+
+
+def test_every_automation_watches_the_runs_of_each_process_video_deployment():
+    warm, isolated = uuid.uuid4(), uuid.uuid4()
+    for automation in desired_automations([warm, isolated], uuid.uuid4(), 90, 600):
+        related = automation.trigger.match_related
+        assert related["prefect.resource.role"] == ["deployment"]  # type: ignore[index]
+        assert related["prefect.resource.id"] == [  # type: ignore[index]
+            f"prefect.deployment.{warm}",
+            f"prefect.deployment.{isolated}",
+        ]

@@ -6,7 +6,8 @@ import pytest
 
 from local_stack.fake_anthropic import AnthropicConfig, FakeAnthropic, start_fake_anthropic
 from local_stack.http_fake import FakeHTTPServer, Fault
-from video_processor.errors import ErrorCode, SummaryError, SummaryTimeout
+from video_processor.config import DEFAULT_CLAUDE_MODEL
+from video_processor.errors import ErrorCode, SummaryError, SummaryRefused, SummaryTimeout
 from video_processor.llm.base import SummaryPolicy
 from video_processor.llm.claude import ClaudeSummarizer
 from video_processor.llm.structured import TOOL_NAME
@@ -72,7 +73,7 @@ def summarizer(
 ):
     return ClaudeSummarizer(
         api_key=key,
-        model="claude-sonnet-4-6",
+        model=DEFAULT_CLAUDE_MODEL,
         max_tokens=max_tokens,
         base_url=fake.url,
         timeout_s=timeout_s,
@@ -106,7 +107,7 @@ def test_valid_reply_is_a_structured_summary_with_citations_and_usage(fake):
     summary = summarizer(fake).summarize(TRANSCRIPT)
     assert (summary.engine, summary.model, summary.strategy) == (
         "claude",
-        "claude-sonnet-4-6",
+        DEFAULT_CLAUDE_MODEL,
         "single-call",
     )
     assert summary.text and summary.title and summary.keywords
@@ -202,15 +203,17 @@ def test_two_hour_transcript_goes_map_reduce_with_citations_preserved(fake):
     assert summary.usage.cache_read_input_tokens > 0  # the fixed prefix is reused
 
 
-def test_the_rate_limit_hook_runs_before_every_messages_call(fake):
+def test_the_rate_limit_hook_runs_before_every_request_count_tokens_included(fake):
     waits: list[int] = []
     policy = SummaryPolicy(
         min_chars=100, max_chars=800, single_call_max_input_tokens=20_000,
         chunk_max_input_tokens=8_000,
     )  # fmt: skip
-    hook = lambda: waits.append(requests_to(fake, "/v1/messages"))  # noqa: E731
+    hook = lambda: waits.append(fake.service.stats.snapshot()["requests"])  # noqa: E731
     summary = summarizer(fake, policy=policy, before_request=hook).summarize(two_hour_transcript())
-    assert waits == list(range(summary.usage.llm_calls))  # each wait precedes its call
+    assert summary.usage.token_count_calls == 1
+    calls = summary.usage.llm_calls + summary.usage.token_count_calls
+    assert waits == list(range(calls))  # each wait precedes its request
 
 
 def test_two_hour_transcript_with_the_default_budgets(fake):
@@ -280,6 +283,32 @@ def test_cut_off_summary_is_a_bad_response_not_a_short_summary(fake):
     with pytest.raises(SummaryError, match="max_tokens") as caught:
         summarizer(fake, max_tokens=3).summarize(TRANSCRIPT)
     assert caught.value.code == "LLM_BAD_RESPONSE" and not caught.value.retryable
+
+
+def test_a_refusal_is_its_own_outcome_and_is_not_retried(fake):
+    fake.service.faults.extend([Fault(kind="refusal")])
+    with pytest.raises(SummaryRefused, match="stop_reason refusal") as caught:
+        summarizer(fake).summarize(TRANSCRIPT)
+    assert caught.value.code == ErrorCode.LLM_REFUSED and not caught.value.retryable
+    assert requests_to(fake, "/v1/messages") == 1  # no corrective turn either
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "says", "retryable"),
+    [
+        ("model_context_window_exceeded", "lower LLM_SINGLE_CALL_MAX_INPUT_TOKENS", False),
+        ("pause_turn", "paused the turn", True),
+        ("max_tokens", "raise CLAUDE_MAX_TOKENS", False),
+    ],
+)
+def test_each_stop_reason_that_ends_the_call_says_what_happened(fake, stop_reason, says, retryable):
+    fake.service.faults.extend([Fault(kind=stop_reason)])
+    with pytest.raises(SummaryError, match=says) as caught:
+        summarizer(fake).summarize(TRANSCRIPT)
+    assert type(caught.value) is SummaryError
+    assert caught.value.code == ErrorCode.LLM_BAD_RESPONSE
+    assert caught.value.retryable is retryable
+    assert requests_to(fake, "/v1/messages") == 1
 
 
 def test_empty_transcript_is_refused_without_a_call(fake):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from video_processor.errors import ErrorCode, TranscriptRejected
+from video_processor.errors import ErrorCode, SpeechTooNoisy, TranscriptRejected
 from video_processor.llm.gate import (
     GateThresholds,
+    dominant_share,
     is_hallucination,
     repeated_ngram_ratio,
     screen_transcript,
@@ -107,7 +108,7 @@ def test_a_hallucination_loop_is_rejected():
     loop = ["오늘은 여기까지 하겠습니다 감사합니다"] * 30
     with pytest.raises(TranscriptRejected, match="hallucination loop") as caught:
         screen(transcript(*LECTURE[:1], *loop), audio_s=160)
-    assert "repeated 3-grams 0.9" in caught.value.message
+    assert "29 loop segments cover 94% of the speech time" in caught.value.message
 
 
 def test_repetition_of_ordinary_speech_is_low():
@@ -128,3 +129,73 @@ def test_pii_is_masked_in_what_the_summariser_reads_when_asked():
 
 def test_unknown_audio_duration_skips_the_speech_ratio():
     assert screen(transcript(*LECTURE), audio_s=0).report.speech_ratio is None
+
+
+def test_a_short_loop_of_one_word_in_identical_segments_is_rejected():
+    # The engine's own output on short espeak-ng Korean clips: 10 segments of 2 s.
+    t = Transcript(
+        engine="local",
+        language="ko",
+        segments=[
+            TranscriptSegment(start_s=2.0 * i, end_s=2.0 * i + 2.0, text="아마도")
+            for i in range(10)
+        ],
+    )
+    with pytest.raises(TranscriptRejected, match="hallucination loop") as caught:
+        screen(t, audio_s=20)
+    assert "9 loop segments cover 90%" in caught.value.message
+    assert caught.value.code is ErrorCode.STT_BAD_RESPONSE
+
+
+def test_a_loop_inside_one_short_segment_is_caught():
+    assert dominant_share("오, 오, 오, 오, 오, 오") == 1.0
+    with pytest.raises(TranscriptRejected, match="hallucination loop"):
+        screen(transcript("슬 패받 슬 패받 슬 패받 슬 패받", seconds=10), audio_s=10)
+
+
+def test_a_run_of_identical_segments_in_real_speech_is_dropped_not_summarised():
+    t = transcript(*LECTURE, *["감사합니다 여러분"] * 4)
+    screened = screen(t, audio_s=60)
+    assert screened.report.loop_segment_ids == [6, 7, 8]  # the first of the run stays
+    assert [s.id for s in screened.transcript.segments] == [0, 1, 2, 3, 4, 5]
+
+
+def test_whisper_compression_ratio_marks_a_loop_whatever_its_length():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=5, text=LECTURE[0], compression_ratio=1.4),
+        TranscriptSegment(start_s=5, end_s=30, text=LECTURE[1] * 3, compression_ratio=3.9),
+    ]
+    t = Transcript(engine="local", language="ko", segments=segments)
+    with pytest.raises(TranscriptRejected, match="1 loop segments cover 83%"):
+        screen(t, audio_s=30)
+    speech = [
+        TranscriptSegment(start_s=30 + 10 * i, end_s=40 + 10 * i, text=text)
+        for i, text in enumerate(LECTURE[1:])
+    ]
+    passing = Transcript(engine="local", language="ko", segments=[*segments, *speech])
+    assert screen(passing, audio_s=60).report.loop_segment_ids == [1]
+
+
+def test_short_varied_speech_is_not_called_a_loop():
+    screened = screen(transcript("네 맞습니다. 그럼 내일 회의에서 다시 이야기해요."), audio_s=5)
+    assert screened.report.loop_segment_ids == []
+
+
+def test_low_confidence_share_is_reported():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=10, text=LECTURE[0], confidence=0.2),
+        TranscriptSegment(start_s=10, end_s=40, text=LECTURE[1], confidence=0.8),
+    ]
+    t = Transcript(engine="local", language="ko", segments=segments)
+    assert screen(t, audio_s=40).report.low_confidence_share == 0.25
+
+
+def test_nothing_recognised_under_broadband_noise_is_its_own_outcome():
+    noisy = Transcript(engine="local", language="ko", segments=[], noisy_share=0.9)
+    with pytest.raises(SpeechTooNoisy, match="speech too noisy to transcribe") as caught:
+        screen(noisy, audio_s=30)
+    assert caught.value.code is ErrorCode.STT_BAD_RESPONSE
+    quiet = noisy.model_copy(update={"noisy_share": 0.0})
+    with pytest.raises(TranscriptRejected, match="no speech recognised") as silent:
+        screen(quiet, audio_s=30)
+    assert not isinstance(silent.value, SpeechTooNoisy)

@@ -137,7 +137,7 @@ def test_result_json_carries_the_structured_summary_and_the_ledger_callback_a_st
     )
     result = build_result(job, manifest, TRANSCRIPT, summary, StageTimings(), 5)
     stored = json.loads(result.model_dump_json())
-    assert stored["schema_version"] == RESULT_SCHEMA_VERSION == "1.2"
+    assert stored["schema_version"] == RESULT_SCHEMA_VERSION == "1.3"
     assert stored["summary"]["usage"] == {
         "llm_calls": 3,
         "token_count_calls": 1,

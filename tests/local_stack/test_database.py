@@ -32,14 +32,16 @@ from local_stack.database import (
 )
 from local_stack.stack import free_port
 
+# Read at import, before the suite points TMPDIR at a folder of its own (0700).
+SYSTEM_TMP = tempfile.gettempdir()
 EXTERNAL_URL = "postgresql+asyncpg://prefect:s3cret-pw@db.internal:5432/prefect"
 
 
 @pytest.fixture
 def stack_folder() -> Iterator[Path]:
     # Not tmp_path: under root PostgreSQL runs as `postgres`, which cannot enter pytest's
-    # 0700 temporary folders.
-    folder = Path(tempfile.mkdtemp(prefix="postgres-test-"))
+    # (or the suite's) 0700 temporary folders.
+    folder = Path(tempfile.mkdtemp(prefix="postgres-test-", dir=SYSTEM_TMP))
     (folder / "logs").mkdir()
     yield folder
     shutil.rmtree(folder, ignore_errors=True)

@@ -5,21 +5,26 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from anthropic._data import DEPRECATED_MODELS
 
 from local_stack.fake_anthropic import (
     CONTEXT_WINDOW_TOKENS,
     COUNT_TOKENS_PATH,
     DEFAULT_API_KEY,
+    KNOWN_MODELS,
     MAX_REQUEST_BYTES,
     MESSAGES_PATH,
     SUMMARY_SOURCE_CHARS,
     AnthropicConfig,
     FakeAnthropic,
+    end_of_life,
+    known_model,
     start_fake_anthropic,
 )
 from local_stack.http_fake import FakeHTTPServer
@@ -154,11 +159,34 @@ def test_summary_takes_the_start_of_the_last_user_message(client: httpx.Client) 
     assert text == "요약: " + " ".join(long_text.split())[:SUMMARY_SOURCE_CHARS]
 
 
-@pytest.mark.parametrize("model", ["claude-sonnet-4-5", "claude-haiku-4-5-20251001"])
-def test_accepts_current_and_dated_model_ids(client: httpx.Client, model: str) -> None:
+@pytest.mark.parametrize("model", sorted(KNOWN_MODELS - set(DEPRECATED_MODELS)))
+def test_accepts_every_current_model_id_of_the_sdk(client: httpx.Client, model: str) -> None:
     response = _create(client, _body(model=model))
     assert response.status_code == 200
     assert response.json()["model"] == model
+
+
+def test_a_deprecated_model_is_served_until_its_end_of_life_then_gone() -> None:
+    assert end_of_life("claude-sonnet-4-5") == date(2026, 11, 30)
+    assert (
+        known_model("claude-sonnet-4-5-20250929", today=date(2026, 11, 30)) == "claude-sonnet-4-5"
+    )
+    assert known_model("claude-sonnet-4-5-20250929", today=date(2026, 12, 1)) is None
+    assert known_model("claude-sonnet-5-5", today=date(2030, 1, 1)) == "claude-sonnet-5-5"
+
+
+@pytest.mark.parametrize("stop_reason", ["refusal", "pause_turn", "model_context_window_exceeded"])
+@pytest.mark.parametrize("with_tool", [False, True], ids=["text", "tool"])
+def test_faults_serve_every_stop_reason(
+    client: httpx.Client, stop_reason: str, with_tool: bool
+) -> None:
+    client.post("/__admin/faults", json={"faults": [{"kind": stop_reason}]}).raise_for_status()
+    tool = {"name": "record_summary", "input_schema": {"type": "object"}}
+    extra = {"tools": [tool], "tool_choice": {"type": "tool", "name": "record_summary"}}
+    reply = _create(client, _body(**(extra if with_tool else {}))).json()
+    assert reply["stop_reason"] == stop_reason
+    assert not any(block["type"] == "tool_use" for block in reply["content"])
+    assert (reply["content"] == []) is (stop_reason == "refusal")
 
 
 @pytest.mark.parametrize(
@@ -237,7 +265,9 @@ def test_refuses_a_prompt_over_the_context_window(client: httpx.Client) -> None:
     assert message.startswith("prompt is too long")
 
 
-@pytest.mark.parametrize("model", ["claude-3-7-sonnet-latest", "claude-sonnet-4-5-latest", "gpt-4"])
+@pytest.mark.parametrize(
+    "model", ["claude-3-7-sonnet-latest", "claude-sonnet-4-5-latest", "gpt-4", "claude-sonnet-4-5"]
+)
 def test_refuses_unknown_or_retired_models(client: httpx.Client, model: str) -> None:
     expected = (404, "not_found_error", f"model: {model}")
     assert _error(_create(client, _body(model=model))) == expected

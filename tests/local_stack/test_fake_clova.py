@@ -122,6 +122,21 @@ def test_refuses_missing_or_wrong_keys(
     assert _error(response) == (401, "200", "Authentication Failed")
 
 
+def test_an_application_without_the_csr_api_gets_quota_exceeded(
+    audio: dict[str, bytes],
+) -> None:
+    with (
+        start_fake_clova(ClovaConfig(csr_enabled=False)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        refused = client.post(STT_URL, content=audio["flac_2s"], headers={**OCTET, **AUTH})
+        wrong_key = client.post(
+            STT_URL, content=audio["flac_2s"], headers={**OCTET, **AUTH, "X-NCP-APIGW-API-KEY": "x"}
+        )
+    assert _error(refused) == (429, "400", "Quota Exceeded")
+    assert _error(wrong_key) == (401, "200", "Authentication Failed")
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

@@ -22,6 +22,7 @@ from local_stack.fake_clova_speech import (
     DEFAULT_TEXT,
     ClovaSpeechConfig,
     FakeClovaSpeech,
+    Part,
     parse_multipart,
     start_fake_clova_speech,
 )
@@ -82,12 +83,23 @@ def presigned(s3_client: Any, media: dict[str, Path]) -> dict[str, str]:
     return urls
 
 
+# An async request polled for its result (NCP requires callback or resultToObs).
+POLLED = {"resultToObs": True}
+
+
 def upload(
-    client: httpx.Client, path: Path | None, params: object, headers: dict[str, str] = AUTH
+    client: httpx.Client,
+    path: Path | None,
+    params: object,
+    headers: dict[str, str] = AUTH,
+    params_type: str = "application/json",
 ) -> httpx.Response:
-    files = {"media": (path.name, path.read_bytes(), "application/octet-stream")} if path else {}
-    data = {"params": params if isinstance(params, str) else json.dumps(params)}
-    return client.post(f"{RECOGNIZER}/upload", files=files or None, data=data, headers=headers)
+    """A multipart upload whose params part is JSON with its content type, as NCP's sample."""
+    text = params if isinstance(params, str) else json.dumps(params)
+    files: dict[str, Any] = {"params": (None, text, params_type)}
+    if path:
+        files["media"] = (path.name, path.read_bytes(), "application/octet-stream")
+    return client.post(f"{RECOGNIZER}/upload", files=files, headers=headers)
 
 
 def by_url(client: httpx.Client, url: str, **params: object) -> httpx.Response:
@@ -125,7 +137,7 @@ def test_sync_upload_answers_segments_covering_the_real_duration(client, media):
 
 def test_async_url_job_goes_waiting_processing_completed(client, presigned):
     client.post("/__admin/config", json={"waiting_s": 1.0, "base_latency_s": 1.0})
-    started = by_url(client, presigned["mp4"], language="en-US")
+    started = by_url(client, presigned["mp4"], language="en-US", resultToObs=True)
     assert started.status_code == 200, started.text
     token = started.json()["token"]
     states: list[str] = []
@@ -146,7 +158,7 @@ def test_async_url_job_goes_waiting_processing_completed(client, presigned):
 
 
 def test_completion_defaults_to_async(client, media):
-    answer = upload(client, media["flac"], {}).json()
+    answer = upload(client, media["flac"], POLLED).json()
     assert answer["result"] == "STARTED" and answer["token"]
     assert poll(client, answer["token"])["result"] == "COMPLETED"
 
@@ -204,6 +216,47 @@ def test_refuses_malformed_requests(client, media, presigned):
     assert error(client.get(f"{RECOGNIZER}/no-such-token", headers=AUTH)) == invalid
 
 
+def test_async_requests_must_name_a_callback_or_result_to_obs(client, media, presigned):
+    invalid = (400, "400", "Invalid request parameters")
+    assert error(upload(client, media["flac"], {})) == invalid
+    assert error(upload(client, media["flac"], {"completion": "async"})) == invalid
+    assert error(upload(client, media["flac"], {"resultToObs": False})) == invalid
+    assert error(by_url(client, presigned["mp4"])) == invalid
+    assert (
+        upload(client, media["flac"], {"callback": "https://example.com/done"}).status_code == 200
+    )
+    assert by_url(client, presigned["mp4"], resultToObs=True).status_code == 200
+    # A sync request needs neither.
+    assert upload(client, media["flac"], {"completion": "sync"}).status_code == 200
+
+
+@pytest.mark.parametrize("params_type", ["text/plain", "application/octet-stream", None])
+def test_an_upload_whose_params_part_is_not_json_is_refused(client, media, params_type):
+    files: dict[str, Any] = {"media": ("a.flac", media["flac"].read_bytes())}
+    text = json.dumps({"completion": "sync"})
+    files["params"] = (None, text, params_type) if params_type else (None, text)
+    response = client.post(f"{RECOGNIZER}/upload", files=files, headers=AUTH)
+    assert error(response) == (400, "400", "Invalid request parameters")
+
+
+def test_containers_ncp_does_not_list_fail_preprocessing(client, tmp_path):
+    made = {}
+    for name, codec in (("clip.webm", "libopus"), ("clip.mkv", "libopus"), ("clip.ts", "aac")):
+        made[name] = tmp_path / name
+        subprocess.run(
+            [
+                *("ffmpeg", "-v", "error", "-y", "-f", "lavfi"),
+                *("-i", "sine=frequency=300:duration=2", "-c:a", codec, str(made[name])),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    refused = (500, "STT006", "Failed to pre-processing")
+    assert error(upload(client, made["clip.webm"], {"completion": "sync"})) == refused
+    assert error(upload(client, made["clip.ts"], {"completion": "sync"})) == refused
+    assert upload(client, made["clip.mkv"], {"completion": "sync"}).status_code == 200
+
+
 def test_unknown_paths_are_not_found(client):
     assert error(client.post("/external/v1/1/other/recognizer/url", headers=AUTH))[0] == 404
     assert error(client.post(f"{RECOGNIZER}/stream", headers=AUTH))[0] == 404
@@ -211,8 +264,11 @@ def test_unknown_paths_are_not_found(client):
 
 
 def test_url_that_cannot_be_fetched_is_an_invalid_parameter(client, presigned):
-    assert error(by_url(client, presigned["missing"]))[0:2] == (400, "400")
-    assert error(by_url(client, "http://127.0.0.1:9/nothing.mp4"))[0:2] == (400, "400")
+    assert error(by_url(client, presigned["missing"], resultToObs=True))[0:2] == (400, "400")
+    assert error(by_url(client, "http://127.0.0.1:9/nothing.mp4", resultToObs=True))[0:2] == (
+        400,
+        "400",
+    )
 
 
 def test_undecodable_media_fails_preprocessing(client, tmp_path):
@@ -226,9 +282,9 @@ def test_length_limits_differ_for_sync_and_async(client, media):
     client.post("/__admin/config", json={"max_sync_audio_s": 10, "max_async_audio_s": 11})
     too_long = (413, "STT001", "Exceed Sound Data length")
     assert error(upload(client, media["flac"], {"completion": "sync"})) == too_long
-    assert error(upload(client, media["flac"], {"completion": "async"})) == too_long
+    assert error(upload(client, media["flac"], {"completion": "async", **POLLED})) == too_long
     client.post("/__admin/config", json={"max_async_audio_s": 13})
-    assert upload(client, media["flac"], {"completion": "async"}).status_code == 200
+    assert upload(client, media["flac"], {"completion": "async", **POLLED}).status_code == 200
 
 
 def test_size_limit_applies_to_uploads_and_urls(client, media, presigned):
@@ -260,7 +316,7 @@ def test_latency_model_applies_to_sync_and_async(client, media):
     started = time.monotonic()
     assert upload(client, media["flac"], {"completion": "sync"}).status_code == 200
     assert time.monotonic() - started >= 1.0 + 0.05 * AUDIO_SECONDS - 0.05
-    token = upload(client, media["flac"], {}).json()["token"]
+    token = upload(client, media["flac"], POLLED).json()["token"]
     assert poll(client, token)["result"] == "PROCESSING"
     assert client.get("/__admin/stats").json()["jobs_running"] == 1
 
@@ -268,15 +324,15 @@ def test_latency_model_applies_to_sync_and_async(client, media):
 @pytest.mark.parametrize(("kind", "state"), [("job-failed", "FAILED"), ("job-timeout", "TIMEOUT")])
 def test_job_faults_end_the_next_job(client, media, kind, state):
     client.post("/__admin/faults", json={"faults": [{"kind": kind}]})
-    token = upload(client, media["flac"], {}).json()["token"]
+    token = upload(client, media["flac"], POLLED).json()["token"]
     assert poll(client, token)["result"] == state
     assert upload(client, media["flac"], {"completion": "sync"}).json()["result"] == "COMPLETED"
 
 
 def test_status_faults_use_the_service_error_body(client, media):
     client.post("/__admin/faults", json={"faults": [{"status": 503}, {"status": 500}]})
-    assert error(upload(client, media["flac"], {}))[0:2] == (503, "503")
-    assert error(upload(client, media["flac"], {}))[0:2] == (500, "STT999")
+    assert error(upload(client, media["flac"], POLLED))[0:2] == (503, "503")
+    assert error(upload(client, media["flac"], POLLED))[0:2] == (500, "STT999")
 
 
 def test_multipart_parser_keeps_binary_content_exactly():
@@ -286,8 +342,8 @@ def test_multipart_parser_keeps_binary_content_exactly():
     )
     body = request.read()
     parts = parse_multipart(request.headers["Content-Type"], body)
-    assert parts["media"] == ("m.bin", payload)
-    assert parts["params"] == (None, b"{}")
+    assert parts["media"] == Part("m.bin", "application/octet-stream", payload)
+    assert parts["params"] == Part(None, None, b"{}")
 
 
 def test_reset_restores_the_start_config_and_forgets_jobs(media):
@@ -297,7 +353,7 @@ def test_reset_restores_the_start_config_and_forgets_jobs(media):
         httpx.Client(base_url=server.url) as client,
     ):
         headers = {"X-CLOVASPEECH-API-KEY": "s2"}
-        token = upload(client, media["flac"], {}, headers=headers).json()["token"]
+        token = upload(client, media["flac"], POLLED, headers=headers).json()["token"]
         client.post("/__admin/config", json={"text": "나중"})
         client.post("/__admin/reset")
         assert client.get(f"{RECOGNIZER}/{token}", headers=headers).status_code == 400
@@ -311,8 +367,10 @@ def test_cli_prints_its_url_and_stops_on_sigterm(run_cli: CliRunner, media):
     ) as url:
         response = httpx.post(
             f"{url}/external/v1/7/x/recognizer/upload",
-            files={"media": ("a.flac", media["flac"].read_bytes())},
-            data={"params": json.dumps({"completion": "sync"})},
+            files={
+                "media": ("a.flac", media["flac"].read_bytes()),
+                "params": (None, json.dumps({"completion": "sync"}), "application/json"),
+            },
             headers={"X-CLOVASPEECH-API-KEY": "k"},
             timeout=10,
         )

@@ -5,17 +5,20 @@ the real sensor → Prefect path is covered by the end-to-end tests.
 """
 
 import json
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 
 from flows.runs import Routes
 from sensors.sqs_sensor import SqsSensor
 from video_processor.config import Settings
+from video_processor.dead_letters import dead_letter_queue_url
 
 BUCKET = "videos-in"
 
@@ -33,7 +36,7 @@ class RecordingPrefect:
             raise self.fail_with
         self.first_run.set()
         time.sleep(self.seconds_per_run)
-        self.calls.append(kwargs)
+        self.calls.append({**kwargs, "deployment_id": deployment_id})
         return type("FlowRun", (), {"id": uuid.uuid4()})()
 
 
@@ -143,6 +146,50 @@ def test_messages_not_ours_are_deleted_without_a_run(sqs_client, queue, body):
     assert sensor.counters.deleted == 1
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["videos/7/42.mp4\n", "videos/7/42.mp4%0A", "videos/7/42.mp4%09", "videos/7/4%002.mp4"],
+    ids=["newline", "encoded-newline", "tab", "nul"],
+)
+def test_a_key_with_a_control_character_is_skipped_with_a_log(sqs_client, queue, caplog, key):
+    caplog.set_level(logging.INFO)
+    prefect = RecordingPrefect()
+    sqs_client.send_message(QueueUrl=queue, MessageBody=event(key))
+    sensor = make_sensor(sqs_client, queue, prefect)
+
+    sensor.poll_once()
+
+    assert prefect.calls == []
+    skips = [r for r in caplog.records if getattr(r, "stage", None) == "MESSAGE_SKIPPED"]
+    assert [r.reason for r in skips] == [
+        f"s3://{BUCKET}/{unquote_plus(key)}: key is not videos/{{user_id}}/{{job_id}}.{{ext}}"
+    ]
+    assert visible_messages(sqs_client, queue) == 0
+
+
+def test_a_malformed_record_goes_alone_to_the_dlq_and_the_valid_one_runs(sqs_client, queue, caplog):
+    prefect = RecordingPrefect()
+    document = json.loads(event("videos/7/42.mp4", "videos/7/43.mp4"))
+    document["Records"][1]["eventTime"] = "not a time"
+    sent = sqs_client.send_message(QueueUrl=queue, MessageBody=json.dumps(document))
+    sensor = make_sensor(sqs_client, queue, prefect)
+
+    sensor.poll_once()
+
+    assert [call["name"] for call in prefect.calls] == ["job-42"]
+    assert visible_messages(sqs_client, queue) == 0
+    [rejected] = [r for r in caplog.records if getattr(r, "stage", None) == "MESSAGE_REJECTED"]
+    assert rejected.message_id == sent["MessageId"]
+    assert rejected.reason.startswith("record 1: malformed S3 record: eventTime")
+    dlq = dead_letter_queue_url(sqs_client, queue)
+    [parked] = sqs_client.receive_message(
+        QueueUrl=dlq, MessageAttributeNames=["All"], WaitTimeSeconds=0
+    )["Messages"]
+    assert json.loads(parked["Body"]) == {"Records": [document["Records"][1]]}
+    assert parked["MessageAttributes"]["OriginMessageId"]["StringValue"] == sent["MessageId"]
+    assert rejected.dead_letter_message_id == parked["MessageId"]
+
+
 def test_unparseable_message_is_kept_for_the_dead_letter_queue(sqs_client, queue, caplog):
     prefect = RecordingPrefect()
     sqs_client.send_message(QueueUrl=queue, MessageBody="definitely not json")
@@ -206,3 +253,23 @@ def test_messages_whose_runs_exist_are_deleted_even_when_a_later_one_fails(sqs_c
     assert len(prefect.calls) == 1
     assert sensor.counters.deleted == 1
     assert visible_messages(sqs_client, queue) == 1
+
+
+def test_small_uploads_go_to_the_warm_deployment_and_large_ones_to_the_isolated_one(
+    sqs_client, queue
+):
+    prefect = RecordingPrefect()
+    body = json.loads(event("videos/7/small.mp4", "videos/7/large.mp4"))
+    body["Records"][1]["s3"]["object"]["size"] = 10**10
+    sqs_client.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    sensor = make_sensor(sqs_client, queue, prefect)
+    warm, isolated = uuid.uuid4(), uuid.uuid4()
+    sensor.routes = Routes(warm=warm, isolated=isolated, max_warm_bytes=10**6)
+
+    sensor.poll_once()
+
+    assert [(call["name"], call["deployment_id"]) for call in prefect.calls] == [
+        ("job-small", warm),
+        ("job-large", isolated),
+    ]
+    assert "route:isolated" in prefect.calls[1]["tags"]

@@ -87,6 +87,36 @@ def test_error_replies_map_to_codes_and_retryability(
     assert caught.value.retryable is retryable
 
 
+def test_an_application_without_the_csr_api_fails_at_once_saying_what_to_enable(fake, chunk_file):
+    fake.service.update_config({"csr_enabled": False})
+    try:
+        with pytest.raises(SpeechToTextError, match="429: 400 Quota Exceeded") as caught:
+            engine(fake).transcribe_chunk(*chunk_file)
+    finally:
+        fake.service.update_config({"csr_enabled": True})
+    assert not caught.value.retryable
+    assert "enable the API for this application" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "hint"),
+    [
+        ({"error": {"errorCode": "200", "message": "Authentication Failed"}}, 401, "CLOVA_API_KEY"),
+        ({"error": {"errorCode": "210", "message": "Permission Denied"}}, 401, "may not call"),
+        ({"error": {"errorCode": "210", "message": "Permission Denied"}}, 403, "may not call"),
+    ],
+    ids=["401-auth", "401-permission", "403"],
+)
+def test_key_and_permission_refusals_are_permanent_and_say_what_to_check(
+    fake, chunk_file, body, status, hint
+):
+    fake.service.faults.extend([Fault(status=status, body=body)])
+    with pytest.raises(SpeechToTextError) as caught:
+        engine(fake).transcribe_chunk(*chunk_file)
+    assert not caught.value.retryable
+    assert hint in caught.value.message
+
+
 def test_chunk_over_the_csr_limits_is_refused_before_sending(fake, chunk_file):
     path, chunk = chunk_file
     too_long = chunk.model_copy(update={"duration_s": 61.0})

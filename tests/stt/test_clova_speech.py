@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,12 @@ def test_params_follow_the_contract(fake):
         "fullText": True,
         "diarization": {"enable": True},
     }
+    # Async names its result target, as NCP requires: the result is kept and polled for.
+    assert client.params("async") == {
+        **client.params("sync"),
+        "completion": "async",
+        "resultToObs": True,
+    }
 
 
 @pytest.mark.parametrize(
@@ -165,6 +172,32 @@ def test_wrong_secret_is_a_permanent_bad_response(fake, video):
             MediaSource(path=video, duration_s=VIDEO_SECONDS)
         )
     assert caught.value.code == "STT_BAD_RESPONSE" and not caught.value.retryable
+    assert "check CLOVA_SPEECH_SECRET_KEY" in caught.value.message
+
+
+def test_media_the_service_cannot_preprocess_is_not_retried(fake, tmp_path):
+    webm = tmp_path / "clip.webm"
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=2"),
+            *("-c:a", "libopus", str(webm)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with pytest.raises(SpeechToTextError, match="STT006") as caught:
+        engine(fake, send_url=False).transcribe_media(MediaSource(path=webm, duration_s=2))
+    assert not caught.value.retryable
+    assert jobs(fake) == {}
+
+
+@pytest.mark.parametrize("extension", ["webm", "3gp", "ts"])
+def test_a_container_the_service_does_not_list_is_refused_before_sending(fake, video, extension):
+    source = MediaSource(path=video, duration_s=VIDEO_SECONDS, extension=extension)
+    with pytest.raises(SpeechToTextError, match=f"does not take .{extension} media") as caught:
+        engine(fake, send_url=False).transcribe_media(source)
+    assert not caught.value.retryable
+    assert httpx.get(f"{fake.url}/__admin/stats").json()["requests"] == 0
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import shutil
 import subprocess
@@ -129,13 +130,19 @@ def test_transcribes_korean_speech_with_absolute_times(model_dir: Path, speech_w
 class _ScriptedModel:
     """Stands in for WhisperModel: returns fixed segments and records the options."""
 
-    def __init__(self, *segments: tuple[float, float, str]) -> None:
-        self.segments = [SimpleNamespace(start=s, end=e, text=t) for s, e, t in segments]
+    def __init__(self, *segments: tuple[float, float, str], language: str = "ko") -> None:
+        self.segments = [
+            SimpleNamespace(
+                start=s, end=e, text=t, avg_logprob=-0.5, compression_ratio=1.2, no_speech_prob=0.1
+            )
+            for s, e, t in segments
+        ]
+        self.language = language
         self.options: dict[str, Any] = {}
 
-    def transcribe(self, audio: str, **options: Any) -> tuple[Any, None]:
+    def transcribe(self, audio: str, **options: Any) -> tuple[Any, Any]:
         self.options = options
-        return iter(self.segments), None
+        return iter(self.segments), SimpleNamespace(language=self.language)
 
 
 def test_segments_are_cleaned_and_kept_inside_the_chunk(monkeypatch: pytest.MonkeyPatch):
@@ -154,6 +161,31 @@ def test_segments_are_cleaned_and_kept_inside_the_chunk(monkeypatch: pytest.Monk
     assert model.options["language"] == "ko"
     assert model.options["vad_filter"] is True
     assert model.options["condition_on_previous_text"] is False
+    # Whisper's skip of "silent" windows dropped whole chunks of real speech: it is off.
+    assert model.options["no_speech_threshold"] is None
+    assert segments[0].confidence == round(math.exp(-0.5), 3)
+    assert (segments[0].compression_ratio, segments[0].no_speech_prob) == (1.2, 0.1)
+
+
+def test_auto_language_lets_whisper_detect_and_segments_carry_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    model = _ScriptedModel((0.0, 2.0, "hello there"), language="en")
+    monkeypatch.setattr(local_whisper, "load_whisper_model", lambda folder, threads: model)
+    chunk = AudioChunk(index=0, key="k", start_s=0.0, duration_s=5.0, size_bytes=1)
+    engine = LocalWhisperSpeechToText(language="auto", model_dir=Path("unused"))
+    segments = engine.transcribe_chunk(Path("a.wav"), chunk)
+    assert model.options["language"] is None
+    assert [s.language for s in segments] == ["en"]
+
+
+def test_the_fallback_decode_runs_without_vad(monkeypatch: pytest.MonkeyPatch):
+    model = _ScriptedModel((0.0, 2.0, "소리"))
+    monkeypatch.setattr(local_whisper, "load_whisper_model", lambda folder, threads: model)
+    chunk = AudioChunk(index=0, key="k", start_s=0.0, duration_s=5.0, size_bytes=1)
+    engine = LocalWhisperSpeechToText(model_dir=Path("unused"))
+    assert [s.text for s in engine.fallback_transcribe_chunk(Path("a.wav"), chunk)] == ["소리"]
+    assert model.options["vad_filter"] is False
 
 
 def test_model_is_loaded_once_per_process(model_dir: Path):
@@ -174,3 +206,26 @@ def test_default_model_dir_follows_xdg_cache_home(tmp_path: Path, monkeypatch: p
     assert default_model_dir() == tmp_path / "ai-video-processor" / "whisper-base"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     assert default_model_dir() == Path.home() / ".cache" / "ai-video-processor" / "whisper-base"
+
+
+def test_a_chunk_that_loops_is_decoded_again_with_a_repetition_penalty(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    looping = _ScriptedModel((0.0, 9.0, "오, 오, 오, 오, 오"))
+    looping.segments[0].compression_ratio = 3.9
+    retried = _ScriptedModel((0.0, 9.0, "오늘 날씨가 좋습니다"))
+    calls: list[float] = []
+
+    class _Model:
+        def transcribe(self, audio: str, **options: Any) -> tuple[Any, Any]:
+            calls.append(options["repetition_penalty"])
+            model = looping if options["repetition_penalty"] == 1.0 else retried
+            return model.transcribe(audio, **options)
+
+    monkeypatch.setattr(local_whisper, "load_whisper_model", lambda folder, threads: _Model())
+    chunk = AudioChunk(index=0, key="k", start_s=0.0, duration_s=10.0, size_bytes=1)
+    segments = LocalWhisperSpeechToText(model_dir=Path("unused")).transcribe_chunk(
+        Path("a.wav"), chunk
+    )
+    assert calls == [1.0, local_whisper.LOOP_RETRY_REPETITION_PENALTY]
+    assert [s.text for s in segments] == ["오늘 날씨가 좋습니다"]

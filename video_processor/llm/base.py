@@ -30,6 +30,7 @@ class SummaryPolicy(BaseModel):
     chunk_max_input_tokens: int = Field(default=12_000, ge=1)
     job_max_tokens: int = Field(default=300_000, ge=1)
     prompt_caching: bool = True
+    language: str = "ko"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -54,6 +55,7 @@ class SummaryPolicy(BaseModel):
                 chunk_max_input_tokens=settings.llm_chunk_max_input_tokens,
                 job_max_tokens=settings.llm_job_max_tokens,
                 prompt_caching=settings.claude_prompt_caching,
+                language=settings.summary_language,
             )
         except ValidationError as exc:
             problems = "; ".join(str(error["msg"]) for error in exc.errors())

@@ -30,7 +30,7 @@ from typing import Any, cast
 import anthropic
 from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam
 
-from video_processor.errors import SummaryError, SummaryTimeout
+from video_processor.errors import SummaryError, SummaryRefused, SummaryTimeout
 from video_processor.llm.base import SummaryPolicy
 from video_processor.llm.prompt import (
     SYSTEM_PROMPT,
@@ -54,6 +54,22 @@ from video_processor.models import LlmUsage, Summary, Transcript, TranscriptSegm
 
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
 MAX_PROBLEMS_REPORTED = 8
+# Stop reasons that end the call: (message, retryable). ``tool_use`` is the expected one;
+# ``end_turn`` and ``stop_sequence`` without the tool call get the one corrective turn.
+_FAILING_STOP_REASONS: dict[str, tuple[str, bool]] = {
+    "max_tokens": ("summary cut off at max_tokens={max_tokens}; raise CLAUDE_MAX_TOKENS", False),
+    "model_context_window_exceeded": (
+        "the prompt plus max_tokens={max_tokens} filled the model's context window "
+        "(stop_reason model_context_window_exceeded); lower LLM_SINGLE_CALL_MAX_INPUT_TOKENS "
+        "or CLAUDE_MAX_TOKENS",
+        False,
+    ),
+    "pause_turn": (
+        "Claude paused the turn (stop_reason pause_turn) before recording the summary; "
+        "the task's retry asks again",
+        True,
+    ),
+}
 
 
 @dataclass
@@ -254,7 +270,10 @@ class ClaudeSummarizer:
     ) -> tuple[SummaryDraft | None, list[str]]:
         calls = [b for b in reply.content if b.type == "tool_use" and b.name == TOOL_NAME]
         if not calls:
-            return None, [f"the reply did not call the {TOOL_NAME} tool"]
+            return None, [
+                f"the reply ended (stop_reason {reply.stop_reason}) without calling "
+                f"the {TOOL_NAME} tool"
+            ]
         draft, problems = parse_draft(calls[0].input)
         if draft is None:
             return None, problems
@@ -300,11 +319,18 @@ class ClaudeSummarizer:
 
     def _limits(self, transcript: Transcript) -> SummaryLimits:
         return SummaryLimits.for_transcript(
-            transcript, min_chars=self.policy.min_chars, max_chars=self.policy.max_chars
+            transcript,
+            min_chars=self.policy.min_chars,
+            max_chars=self.policy.max_chars,
+            language=self.policy.language,
         )
 
     def _count_tokens(self, ledger: _Ledger, prompt: str) -> int | None:
-        """The API's count of a single-call prompt; None when it cannot be had."""
+        """The API's count of a single-call prompt; None when it cannot be had.
+
+        It takes a rate-limit slot like a Messages call: it is a request to the same API."""
+        if self._before_request is not None:
+            self._before_request()
         try:
             counted = self._client.messages.count_tokens(
                 model=self.model,
@@ -344,10 +370,13 @@ class ClaudeSummarizer:
                 f"Claude HTTP {exc.status_code}: {exc.message}", retryable=retryable
             ) from exc
         ledger.charge(reply)
-        if reply.stop_reason == "max_tokens":
-            raise SummaryError(
-                f"summary cut off at max_tokens={self._max_tokens}; raise CLAUDE_MAX_TOKENS"
-            )
         if reply.stop_reason == "refusal":
-            raise SummaryError("Claude refused to summarise this transcript")
+            raise SummaryRefused(
+                "Claude declined to summarise this transcript (stop_reason refusal); "
+                "asking again gives the same answer: review the video's content"
+            )
+        failing = _FAILING_STOP_REASONS.get(reply.stop_reason or "")
+        if failing is not None:
+            text, retryable = failing
+            raise SummaryError(text.format(max_tokens=self._max_tokens), retryable=retryable)
         return reply

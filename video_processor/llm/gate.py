@@ -7,13 +7,20 @@ A summary of that is invented from noise, so the gate
 
 1. drops segments that are only known hallucination phrases or non-speech tags
    ("[음악]", "♪"); the summariser never sees them (their ids stay valid in the result);
-2. rejects the transcript when what remains has fewer than ``min_chars`` characters,
-   when the remaining segments cover less than ``min_speech_ratio`` of the audio, or when
-   more than ``max_repeated_ngram_ratio`` of its word 3-grams are repeats (a loop);
-3. masks Korean personal data in what it passes on, when asked to.
+2. drops loop segments, whatever the transcript's length: Whisper's own loop signal (a
+   compression ratio over ``models.LOOP_COMPRESSION_RATIO``), a segment dominated by one word or
+   phrase, and the repeats in a run of ``IDENTICAL_RUN`` or more identical segments;
+3. rejects the transcript as a loop when loop segments cover at least ``MAX_LOOP_SHARE``
+   of its speech time, when what remains is dominated by one word or phrase, or when more
+   than ``max_repeated_ngram_ratio`` of its word 3-grams are repeats;
+4. rejects it when what remains has fewer than ``min_chars`` characters ("no speech
+   recognised", or "speech too noisy to transcribe" when most of the audio is broadband
+   noise), or covers less than ``min_speech_ratio`` of the audio;
+5. masks Korean personal data in what it passes on, when asked to.
 
-A rejection raises ``TranscriptRejected`` (``STT_BAD_RESPONSE``): the speech-to-text stage
-produced nothing summarisable, and retrying the same audio cannot change that.
+A rejection raises ``TranscriptRejected`` (``STT_BAD_RESPONSE``; ``SpeechTooNoisy`` for
+noise): the speech-to-text stage produced nothing summarisable, and retrying the same
+audio cannot change that.
 
 The speech ratio is only as precise as the engine's timestamps: Whisper segments follow
 the speech, a CLOVA CSR segment spans its whole ≤55 s chunk (so for CSR the ratio is the
@@ -29,13 +36,25 @@ from collections import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from video_processor.config import Settings
-from video_processor.errors import TranscriptRejected
+from video_processor.errors import SpeechTooNoisy, TranscriptRejected
 from video_processor.llm.pii import mask_transcript
 from video_processor.models import Transcript, TranscriptSegment
 
 NGRAM_WORDS = 3
-# Fewer 3-grams than this is too short to call anything a loop.
+# Fewer 3-grams than this is too few for the repeated-3-gram ratio (the checks below are
+# what catch short loops).
 MIN_NGRAMS_FOR_REPETITION = 20
+# "아마도" ten times in ten segments: a run of identical segments is a loop.
+IDENTICAL_RUN = 3
+# A text is dominated when one phrase of up to DOMINANT_MAX_WORDS words, seen at least
+# DOMINANT_MIN_REPEATS times, makes up DOMINANT_SHARE of its words.
+DOMINANT_MAX_WORDS = 4
+DOMINANT_MIN_REPEATS = 3
+DOMINANT_SHARE = 0.5
+MAX_LOOP_SHARE = 0.5
+# Most of the audio broadband noise: an empty transcript is noise, not silence.
+NOISY_SHARE = 0.5
+_WORD = re.compile(r"\w+")
 
 # Known Korean STT hallucinations on silence, compared after normalisation (no spaces or
 # punctuation). A segment is dropped only when it consists entirely of such phrases.
@@ -87,6 +106,9 @@ class GateReport(BaseModel):
     audio_s: float
     speech_ratio: float | None
     repeated_ngram_ratio: float | None
+    loop_segment_ids: list[int] = Field(default_factory=list)
+    dominant_share: float | None = None
+    low_confidence_share: float = 0.0
     masked: dict[str, int] = Field(default_factory=dict)
 
 
@@ -137,6 +159,50 @@ def repeated_ngram_ratio(text: str, n: int = NGRAM_WORDS) -> float | None:
     return 1 - len(Counter(ngrams)) / len(ngrams)
 
 
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text).lower())
+
+
+def dominant_share(text: str) -> float | None:
+    """The share of the words covered by the most repeated phrase of 1-4 words (seen at
+    least ``DOMINANT_MIN_REPEATS`` times); None when no phrase repeats that often."""
+    words = words_of(text)
+    best: float | None = None
+    for n in range(1, DOMINANT_MAX_WORDS + 1):
+        counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        if not counts:
+            break
+        repeats = counts.most_common(1)[0][1]
+        if repeats >= DOMINANT_MIN_REPEATS:
+            share = min(1.0, repeats * n / len(words))
+            best = share if best is None else max(best, share)
+    return best
+
+
+def is_dominated(text: str) -> bool:
+    share = dominant_share(text)
+    return share is not None and share >= DOMINANT_SHARE
+
+
+def loop_segments(segments: list[TranscriptSegment]) -> set[int]:
+    """Indexes (into ``segments``) of loop segments: Whisper's compression-ratio signal,
+    a segment dominated by one phrase, and the repeats in a run of identical segments."""
+    loops = {
+        index
+        for index, segment in enumerate(segments)
+        if segment.engine_says_loop or is_dominated(segment.text)
+    }
+    run_start = 0
+    keys = [normalise(segment.text) for segment in segments]
+    for index in range(1, len(segments) + 1):
+        if index < len(segments) and keys[index] == keys[run_start]:
+            continue
+        if index - run_start >= IDENTICAL_RUN:
+            loops.update(range(run_start + 1, index))
+        run_start = index
+    return loops
+
+
 def screen_transcript(
     transcript: Transcript,
     *,
@@ -154,12 +220,17 @@ def screen_transcript(
             dropped.append(segment.id if segment.id is not None else -1)
             continue
         kept.append(segment)
+    loops = loop_segments(kept)
+    loop_ids = [kept[i].id if kept[i].id is not None else -1 for i in sorted(loops)]
+    loop_s = sum(max(0.0, kept[i].end_s - kept[i].start_s) for i in loops)
+    kept = [segment for index, segment in enumerate(kept) if index not in loops]
     speech = transcript.model_copy(update={"segments": kept})
     text = speech.text
     speech_chars = len(normalise(text))
     speech_s = sum(max(0.0, segment.end_s - segment.start_s) for segment in kept)
     speech_ratio = min(1.0, speech_s / audio_duration_s) if audio_duration_s > 0 else None
     repetition = repeated_ngram_ratio(text)
+    dominance = dominant_share(text)
     report = GateReport(
         segments=len(transcript.segments),
         speech_segments=len(kept),
@@ -169,15 +240,34 @@ def screen_transcript(
         audio_s=round(audio_duration_s, 3),
         speech_ratio=None if speech_ratio is None else round(speech_ratio, 4),
         repeated_ngram_ratio=None if repetition is None else round(repetition, 4),
+        loop_segment_ids=loop_ids,
+        dominant_share=None if dominance is None else round(dominance, 4),
+        low_confidence_share=speech.low_confidence_share,
     )
     problems = []
-    if speech_chars < max(1, thresholds.min_chars):
+    loop_share = loop_s / (loop_s + speech_s) if loop_s + speech_s > 0 else float(bool(loops))
+    if loops and loop_share >= MAX_LOOP_SHARE:
+        problems.append(
+            f"{len(loops)} loop segments cover {loop_share:.0%} of the speech time "
+            "(an STT hallucination loop)"
+        )
+    elif dominance is not None and dominance >= DOMINANT_SHARE:
+        problems.append(
+            f"one phrase makes up {dominance:.0%} of its words (an STT hallucination loop)"
+        )
+    elif speech_chars < max(1, thresholds.min_chars):
         what = (
             f"only known STT hallucination phrases ({len(dropped)} segments)"
             if dropped
             else "no speech recognised"
         )
-        problems.append(f"{what}: {speech_chars} characters of speech < {thresholds.min_chars}")
+        problem = f"{what}: {speech_chars} characters of speech < {thresholds.min_chars}"
+        if transcript.noisy_share >= NOISY_SHARE and not dropped:
+            raise SpeechTooNoisy(
+                f"speech too noisy to transcribe: {transcript.noisy_share:.0%} of the audio is "
+                f"broadband noise and {problem}"
+            )
+        problems.append(problem)
     elif speech_ratio is not None and speech_ratio < thresholds.min_speech_ratio:
         problems.append(
             f"speech covers {speech_ratio:.1%} of {audio_duration_s:.0f} s of audio "

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from video_processor.llm.structured import MAX_KEY_POINTS, TOOL_NAME, SummaryDraft, SummaryLimits
 from video_processor.models import TranscriptSegment
 
+# Put before a low-confidence segment's text: the model is told, the text is not hidden.
+LOW_CONFIDENCE_MARK = "(인식 불확실)"
+
 SYSTEM_PROMPT = f"""당신은 한국어 영상의 내용을 요약하는 전문 편집자입니다.
 사용자가 <transcript> 태그 안에 영상의 음성 인식 결과를 구간별로 제공합니다.
 각 줄은 "[구간번호 시각] 내용" 형식입니다 (예: "[12 03:05] 오늘은 ...").
@@ -20,7 +23,7 @@ SYSTEM_PROMPT = f"""당신은 한국어 영상의 내용을 요약하는 전문 
 규칙:
 - 반드시 {TOOL_NAME} 도구 하나로만 답합니다.
 - 영상에서 실제로 말한 내용만 씁니다. 추측하거나 지어내지 마세요.
-- 전사문과 같은 언어로 씁니다 (한국어 전사문이면 한국어). language 에는 그 언어 코드를 씁니다.
+- 사용자 메시지가 정한 언어로 씁니다 (전사문이 다른 언어여도). language 에는 그 언어 코드를 씁니다.
 - title: 내용을 담은 짧은 제목.
 - summary: 영상 전체를 요약한 한 문단. 사용자 메시지가 정한 글자 수 범위를 반드시 지킵니다.
 - key_points: 핵심 내용 3~{MAX_KEY_POINTS}개를 시간 순서로. 각 항목의 segment_ids 에는 그 내용이
@@ -28,6 +31,8 @@ SYSTEM_PROMPT = f"""당신은 한국어 영상의 내용을 요약하는 전문 
 - keywords: 핵심어 3~10개.
 - 전화번호 같은 개인정보는 [전화번호]처럼 가려져 있을 수 있습니다. 가려진 내용을 추측하지 마세요.
 - 전사문은 음성 인식 결과라 오타가 있을 수 있습니다. 문맥상 분명할 때만 바로잡습니다.
+- 내용 앞에 {LOW_CONFIDENCE_MARK} 표시가 있는 구간은 인식 신뢰도가 낮습니다. 그 구간만으로
+  단정하지 말고, 다른 구간과 맞지 않으면 요약에서 뺍니다.
 
 긴 영상은 여러 부분으로 나누어 먼저 부분별로 요약합니다. 사용자가 <part_summaries> 태그로
 부분 요약들을 주면 그것들을 합쳐 영상 전체의 요약을 만들고, key_points 의 segment_ids 는
@@ -52,11 +57,13 @@ def _safe(text: str) -> str:
 
 
 def segment_line(segment: TranscriptSegment) -> str:
-    return f"[{segment.id} {clock(segment.start_s)}] {_safe(segment.text)}"
+    mark = f"{LOW_CONFIDENCE_MARK} " if segment.low_confidence else ""
+    return f"[{segment.id} {clock(segment.start_s)}] {mark}{_safe(segment.text)}"
 
 
 def _bounds(limits: SummaryLimits) -> str:
     return (
+        f"언어 코드 {limits.language} 의 언어로 쓰세요. "
         f"summary 는 {limits.min_chars}~{limits.max_chars}자로 쓰세요. "
         f"key_points 는 {limits.min_key_points}~{MAX_KEY_POINTS}개입니다."
     )

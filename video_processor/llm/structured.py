@@ -129,7 +129,7 @@ class SummaryLimits(BaseModel):
 
     @classmethod
     def for_transcript(
-        cls, transcript: Transcript, *, min_chars: int, max_chars: int
+        cls, transcript: Transcript, *, min_chars: int, max_chars: int, language: str = "ko"
     ) -> SummaryLimits:
         """Limits a transcript can honestly meet: a 15-character clip gets a short summary
         and as many key points as it has segments (up to three)."""
@@ -138,7 +138,7 @@ class SummaryLimits(BaseModel):
         return cls(
             min_chars=max(1, min(min_chars, text_chars, max_chars)),
             max_chars=max_chars,
-            language=transcript.language,
+            language=language,
             min_key_points=max(1, min(MIN_KEY_POINTS, spoken)),
         )
 

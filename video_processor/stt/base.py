@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from video_processor.models import AudioChunk, TranscriptSegment
 
@@ -15,3 +15,13 @@ class SpeechToText(Protocol):
     language: str
 
     def transcribe_chunk(self, audio_path: Path, chunk: AudioChunk) -> list[TranscriptSegment]: ...
+
+
+@runtime_checkable
+class FallbackDecoding(Protocol):
+    """An engine that can decode a chunk a second, different way when the first way left
+    stretches of its sound without text."""
+
+    def fallback_transcribe_chunk(
+        self, audio_path: Path, chunk: AudioChunk
+    ) -> list[TranscriptSegment]: ...

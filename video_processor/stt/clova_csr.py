@@ -82,15 +82,36 @@ class ClovaCsrSpeechToText:
         self._client.close()
 
 
+# API gateway errorCodes whose cause no retry removes, with what to do about them.
+_PERMANENT_GATEWAY_ERRORS = {
+    "200": "check CLOVA_API_KEY_ID and CLOVA_API_KEY (the application's Client ID and Secret)",
+    "210": "the application may not call this API: check its service selection in the NCP console",
+    "400": "enable the API for this application: NCP console, Application, Edit, tick "
+    "CLOVA Speech Recognition (CSR)",
+}
+
+
 def _error_from_response(response: httpx.Response) -> SpeechToTextError:
-    """Map an error reply; 429 and 5xx are transient, other 4xx are not."""
+    """Map an error reply; 5xx and gateway throttling are transient, other refusals are not.
+
+    429 carries three gateway codes: 410 Throttle Limited and 420 Rate Limited pass, but
+    400 Quota Exceeded is what NCP answers when the application has not selected the CSR
+    API, which no retry fixes; 401 is a wrong key or a permission the application lacks.
+    """
+    code = ""
     try:
         error = response.json().get("error", {})
-        detail = f"{error.get('errorCode', '?')} {error.get('message', '')}".strip()
+        code = str(error.get("errorCode", ""))
+        detail = f"{code or '?'} {error.get('message', '')}".strip()
     except (ValueError, AttributeError):
         detail = response.text[:200]
     status = response.status_code
     message = f"CLOVA CSR HTTP {status}: {detail}"
+    hint = _PERMANENT_GATEWAY_ERRORS.get(code) if status in (401, 403, 429) else None
+    if hint is not None:
+        return SpeechToTextError(f"{message}; {hint}")
+    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        return SpeechToTextError(f"{message}; {_PERMANENT_GATEWAY_ERRORS['200']}")
     retryable = status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
     if status == _GATEWAY_TIMEOUT_STATUS:
         return SpeechToTextTimeout(message, retryable=True)

@@ -19,10 +19,19 @@ chunking stage for it and calls :meth:`ClovaSpeechLongForm.transcribe_media` onc
   result); longer or unknown-length media goes ``async``: the reply carries a token and
   ``GET {invoke}/recognizer/{token}`` is polled, with a growing but bounded interval, until
   ``COMPLETED`` / ``FAILED`` / ``TIMEOUT`` or the overall deadline.
-- Errors: 429, 5xx, timeouts and connection errors are retryable; other refusals, a
-  ``FAILED`` job and a broken result are not. A ``TIMEOUT`` job or a passed deadline is a
-  retryable :class:`SpeechToTextTimeout`. Transient errors while polling are retried in
-  place (the job keeps running server-side) up to ``max_poll_errors`` in a row.
+- NCP requires an async request to name ``callback`` (a URL NCP calls with the result) or
+  ``resultToObs: true`` (the result is also stored in the domain's Object Storage). This
+  client sends ``resultToObs`` and polls: the status call returns the completed result
+  itself, so nothing has to be reachable from NCP and a retried task simply polls again.
+  The domain therefore needs its Object Storage bucket (set when the domain is created).
+- Media formats: NCP lists MP3, AAC, AC3, OGG, FLAC, WAV, M4A and AVI, MP4, MOV, WMV, FLV,
+  MKV. Another container (``.webm``, ``.3gp``, ``.ts``, ...) is refused before anything is
+  sent: the service would answer 500 STT006 (pre-processing failed) however often asked.
+- Errors: 429, 5xx, timeouts and connection errors are retryable, except STT006; other
+  refusals (401 "Invalid secret" with what to check), a ``FAILED`` job and a broken result
+  are not. A ``TIMEOUT`` job or a passed deadline is a retryable
+  :class:`SpeechToTextTimeout`. Transient errors while polling are retried in place (the job
+  keeps running server-side) up to ``max_poll_errors`` in a row.
 - The body of an error reply is unconfirmed; the message is read from the gateway envelope
   (``{"error": {"errorCode", "message"}}``) or a flat ``{"code"|"result", "message"}``.
 """
@@ -45,7 +54,8 @@ from video_processor.models import Transcript, TranscriptSegment
 ENGINE_NAME = "clova-speech"
 API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
 # Pipeline language codes (STT_LANGUAGE) to CLOVA Speech's; its own codes pass through.
-SPEECH_LANGUAGES = {"ko": "ko-KR", "en": "en-US", "ja": "ja", "zh": "zh-cn"}
+# ``auto`` is ``enko``, the service's Korean-English mode (the only detection it offers).
+SPEECH_LANGUAGES = {"ko": "ko-KR", "en": "en-US", "ja": "ja", "zh": "zh-cn", "auto": "enko"}
 NATIVE_LANGUAGES = frozenset({"ko-KR", "en-US", "enko", "ja", "zh-cn", "zh-tw"})
 MAX_SYNC_AUDIO_SECONDS = 2 * 3600
 MAX_ASYNC_AUDIO_SECONDS = 6 * 3600
@@ -54,6 +64,11 @@ STATE_COMPLETED = "COMPLETED"
 STATE_FAILED = "FAILED"
 STATE_TIMEOUT = "TIMEOUT"
 PENDING_STATES = frozenset({"WAITING", "PROCESSING", "STARTED"})
+# The containers NCP's request tables list for /recognizer/upload and /recognizer/url.
+ACCEPTED_EXTENSIONS = frozenset(
+    {"mp3", "aac", "ac3", "ogg", "flac", "wav", "m4a", "avi", "mp4", "mov", "wmv", "flv", "mkv"}
+)
+PREPROCESSING_FAILED = "STT006"
 MS_PER_S = 1000.0
 TIME_DECIMALS = 3
 POLL_BACKOFF_FACTOR = 1.5
@@ -68,13 +83,15 @@ class MediaSource:
     """Where CLOVA Speech gets the media: a presigned URL, a local file, or both.
 
     ``duration_s`` (from ffprobe or the upload's metadata) picks sync or async; unknown
-    means async. ``size_bytes`` lets an oversized URL source fail before any request.
+    means async. ``size_bytes`` lets an oversized URL source fail before any request, and
+    ``extension`` (the upload's, lower case) a container the service does not take.
     """
 
     url: str | None = None
     path: Path | None = None
     duration_s: float | None = None
     size_bytes: int | None = None
+    extension: str | None = None
 
     def __post_init__(self) -> None:
         if self.url is None and self.path is None:
@@ -142,14 +159,17 @@ class ClovaSpeechLongForm:
         return self._transcript(reply)
 
     def params(self, completion: str) -> dict[str, Any]:
-        """The ``params`` object of a recognition request."""
-        return {
+        """The ``params`` object of a recognition request (async: ``resultToObs``, polled)."""
+        params: dict[str, Any] = {
             "language": self.clova_language,
             "completion": completion,
             "wordAlignment": True,
             "fullText": True,
             "diarization": {"enable": self.diarization},
         }
+        if completion == "async":
+            params["resultToObs"] = True
+        return params
 
     def close(self) -> None:
         self._client.close()
@@ -163,6 +183,12 @@ class ClovaSpeechLongForm:
         return "async"
 
     def _check_limits(self, source: MediaSource) -> None:
+        if source.extension is not None and source.extension not in ACCEPTED_EXTENSIONS:
+            raise SpeechToTextError(
+                f"CLOVA Speech does not take .{source.extension} media (it takes "
+                f"{', '.join(sorted(ACCEPTED_EXTENSIONS))}); upload one of those, or use "
+                "STT_ENGINE=clova-csr or local, which convert the audio first"
+            )
         if source.duration_s is not None and source.duration_s > MAX_ASYNC_AUDIO_SECONDS:
             raise SpeechToTextError(
                 f"the media lasts {source.duration_s:.0f} s; CLOVA Speech takes at most "
@@ -205,8 +231,11 @@ class ClovaSpeechLongForm:
             return self._call(
                 "POST",
                 "/recognizer/upload",
-                files={"media": (path.name, media, "application/octet-stream")},
-                data={"params": json.dumps(params)},
+                files={
+                    "media": (path.name, media, "application/octet-stream"),
+                    # NCP's sample sends the params part as JSON, content type included.
+                    "params": (None, json.dumps(params), "application/json"),
+                },
                 timeout=self._request_timeout(source, str(params["completion"])),
             )
 
@@ -298,11 +327,20 @@ def parse_segments(reply: Mapping[str, Any]) -> list[TranscriptSegment]:
                     end_s=round(end_s, TIME_DECIMALS),
                     text=text,
                     speaker=speaker_of(item),
+                    confidence=confidence_of(item),
                 )
             )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise SpeechToTextError(f"CLOVA Speech result has a malformed segment: {exc}") from exc
     return sorted(segments, key=lambda segment: (segment.start_s, segment.end_s))
+
+
+def confidence_of(segment: Mapping[str, Any]) -> float | None:
+    """The segment's ``confidence`` (0..1), when the service gave a usable one."""
+    value = segment.get("confidence")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return round(min(1.0, max(0.0, float(value))), 3)
 
 
 def speaker_of(segment: Mapping[str, Any]) -> str | None:
@@ -332,17 +370,28 @@ def _token_of(reply: Mapping[str, Any]) -> str:
 
 
 def _error_from_response(response: httpx.Response) -> SpeechToTextError:
-    """Map an error reply; 429 and 5xx are transient, other 4xx are not."""
+    """Map an error reply; 429 and 5xx are transient, other 4xx and STT006 are not."""
     detail = response.text[:_ERROR_DETAIL_CHARS]
+    code = ""
     try:
         body = response.json()
         error = body.get("error") if isinstance(body.get("error"), dict) else body
-        code = error.get("errorCode") or error.get("code") or error.get("result") or "?"
+        code = str(error.get("errorCode") or error.get("code") or error.get("result") or "?")
         detail = f"{code} {error.get('message', '')}".strip()
     except (ValueError, AttributeError):
         pass
     status = response.status_code
     message = f"CLOVA Speech HTTP {status}: {detail}"
+    if status == httpx.codes.UNAUTHORIZED:
+        return SpeechToTextError(
+            f"{message}; check CLOVA_SPEECH_SECRET_KEY and CLOVA_SPEECH_INVOKE_URL "
+            "(the domain's builder, integration tab)"
+        )
+    if code == PREPROCESSING_FAILED:
+        return SpeechToTextError(
+            f"{message}; the service cannot decode this media (format or codec), "
+            "which a retry does not change"
+        )
     retryable = status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
     if status == _GATEWAY_TIMEOUT_STATUS:
         return SpeechToTextTimeout(message, retryable=True)
