@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK_DIR ?= .local
+# The local stack's Prefect database: sqlite, postgres, or a postgresql+asyncpg:// URL.
+PREFECT_DB ?= sqlite
+export PREFECT_DB
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install system-deps demo test lint typecheck up down clean
@@ -11,9 +14,10 @@ help:
 	@echo "make demo   run the whole pipeline on a local stack (no cloud account needed)"
 	@echo "make test   lint, type-check and run the test suite"
 	@echo "make up / make down   start / stop the local stack ($(STACK_DIR)/stack.env)"
+	@echo "make up PREFECT_DB=postgres   the same, its Prefect server on a local PostgreSQL"
 
 system-deps:
-	@scripts/install-system-deps.sh
+	@scripts/install-system-deps.sh $(if $(filter postgres,$(PREFECT_DB)),--postgres)
 
 $(VENV)/.installed: requirements.txt requirements-cloud.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +44,7 @@ typecheck: install
 	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench workers
 
 test: lint typecheck
+	@scripts/install-system-deps.sh --postgres
 	$(VENV)/bin/pytest -q
 
 clean: down

@@ -1,7 +1,8 @@
 """Chaos test: N uploads through the local stack while its parts are killed and its fakes fail.
 
 Run: ``python -m bench.chaos [--n N]`` (``make chaos N=...``). It starts its own local
-stack (``--engines fake``) in a temporary folder, then at the same time:
+stack (``--engines fake``; its Prefect server on ``--db``, default ``$PREFECT_DB`` or SQLite,
+as ``database`` in the report) in a temporary folder, then at the same time:
 
 - uploads N copies of one short tone video under distinct keys ``videos/chaos/<job>.mp4``,
   spread over ``--upload-seconds``;
@@ -69,6 +70,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
+from local_stack.database import add_database_argument
 from local_stack.sample_video import make_tone_video
 from local_stack.stack import aws_client, prefect_client, read_stack_env, stack_command
 
@@ -705,6 +707,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--keep", action="store_true", help="keep the stack folder (logs)")
+    add_database_argument(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.n < 1:
         parser.error("--n must be at least 1")
@@ -725,7 +728,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     chaos: Chaos | None = None
     report: dict[str, Any] | None = None
     try:
-        started = stack_command("up", folder)
+        started = stack_command("up", folder, database=args.db)
         if started.returncode != 0:
             print(started.stdout, started.stderr, file=sys.stderr)
             raise RuntimeError("the local stack failed to start")
@@ -734,6 +737,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         log(f"stack up in {stack_up_s:.0f} s; submitting {settings.n} jobs")
         chaos = Chaos(settings, folder, env, random.Random(settings.seed))
         report = run_chaos(chaos, job_ids(settings.n, settings.seed))
+        report["database"] = env["PREFECT_DB"]
         report["stack_start_s"] = round(stack_up_s, 1)
         report["total_s"] = round(time.monotonic() - began, 1)
     finally:
@@ -752,7 +756,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     report["stack_folder"] = str(folder) if keep else None
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(f"chaos test, N={settings.n} (written to {args.output}):")
+    print(f"chaos test, N={settings.n}, {report['database']} (written to {args.output}):")
     print_summary(report)
     return 0 if report["target_met"] else 1
 

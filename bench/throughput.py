@@ -2,7 +2,8 @@
 
 Run: ``python -m bench.throughput [--n 100] [--sequential-n 10] [--modes ...]``
 (``make bench-throughput``, ``N_THROUGHPUT=...``). It starts its own local stack
-(``--engines fake``) in a temporary folder and gives the fakes the latency model
+(``--engines fake``; its Prefect server on ``--db``, default ``$PREFECT_DB`` or SQLite, as
+``database`` in the report) in a temporary folder and gives the fakes the latency model
 CLOVA CSR ``0.5 s + 0.15 s × audio seconds`` per chunk and Claude
 ``2 s + 15 ms × output tokens``; the engine blocks get the production timeouts (60 s,
 120 s) instead of the fake mode's 3 s, through ``python -m blocks.bootstrap`` (which
@@ -98,6 +99,7 @@ from bench.chaos import (
 )
 from bench.latency_model import ISSUE_MODEL, configure_fakes
 from bench.proc_cpu import CpuSampler, RoleCpu, all_stats, tree
+from local_stack.database import POSTGRES, add_database_argument, postgres_server_pid
 from local_stack.sample_video import make_tone_video
 from local_stack.stack import (
     DEPLOYMENT,
@@ -136,7 +138,8 @@ SLOT_WAIT_VARIABLE = "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"
 AWAITING_SLOT = "AwaitingConcurrencySlot"
 CPU_ACCOUNTING = (
     "CPU seconds from /proc (utime+stime of live processes plus cutime+cstime of reaped "
-    "children) of the Prefect server, the SQS sensor and the worker (process modes) or "
+    "children) of the Prefect server (and of its PostgreSQL when the stack runs one), the "
+    "SQS sensor and the worker (process modes) or "
     "the in-process runner (thread mode), with every process they started, from the "
     "first upload until the phase's runs are final and their processes gone; minus "
     "ffmpeg/ffprobe. Includes the stage code inside flow runs; excludes moto, the fakes, "
@@ -548,6 +551,8 @@ class Bench:
         sensor = self.component("sensor", ["sensors.sqs_sensor"])
         worker = self.component("worker", ["worker", "start", "--pool"])
         roots = {"prefect-server": server.find(), "sensor": sensor.find()}
+        if self.env["PREFECT_DB"] == POSTGRES:  # the server's database work happens there
+            roots["postgres"] = postgres_server_pid(self.folder)
         restore: Callable[[], None] = lambda: None  # noqa: E731
         runner_threads = None
         if mode == "process":
@@ -739,6 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     parser.add_argument("--keep", action="store_true", help="keep the stack folder (logs)")
+    add_database_argument(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
     chosen = {mode.strip() for mode in args.modes.split(",") if mode.strip()}
     modes = [mode for mode in MODES if mode in chosen]  # `thread` stops the worker: last
@@ -768,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] | None = None
     api_url: str | None = None
     try:
-        started = stack_command("up", folder)
+        started = stack_command("up", folder, database=args.db)
         if started.returncode != 0:
             print(started.stdout, started.stderr, file=sys.stderr)
             raise RuntimeError("the local stack failed to start")
@@ -790,6 +796,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             limits,
             {
                 "machine": {"cpus": os.cpu_count(), "load_average_at_end": os.getloadavg()},
+                "database": env["PREFECT_DB"],
                 "stack_start_s": round(stack_up_s, 1),
                 "total_s": round(time.monotonic() - began, 1),
             },
@@ -815,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["stack_folder"] = str(folder) if keep else None
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(f"throughput, N={settings.n} (written to {args.output}):")
+    print(f"throughput, N={settings.n}, {report['database']} (written to {args.output}):")
     print_table(report)
     print(f"  {report['recommendation']}")
     return 0 if report["target_met"] else 1

@@ -1,4 +1,4 @@
-"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake]`.
+"""`python -m local_stack up|down|supervise [--dir DIR] [--engines auto|fake] [--db DB]`.
 
 `--external-workers` starts no sensor and no worker (`make image-check` runs them as
 containers).
@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from local_stack.database import CHOICE_VARIABLE, add_database_argument
 from local_stack.stack import READY_TIMEOUT_S, STOP_TIMEOUT_S, supervise
 
 STARTUP_TIMEOUT_S = 2 * READY_TIMEOUT_S + 60
@@ -33,7 +34,7 @@ def _running_pid(folder: Path) -> int | None:
     return pid
 
 
-def up(folder: Path, engines: str, external_workers: bool = False) -> int:
+def up(folder: Path, engines: str, database: str, external_workers: bool = False) -> int:
     """Start the supervisor in the background and wait until stack.env is written."""
     if _running_pid(folder) and (folder / "stack.env").exists():
         print(f"stack already running: {folder / 'stack.env'}")
@@ -53,6 +54,8 @@ def up(folder: Path, engines: str, external_workers: bool = False) -> int:
             engines,
             *(["--external-workers"] if external_workers else []),
         ],
+        # Through the environment, not the command line: a database URL may hold a password.
+        env={**os.environ, CHOICE_VARIABLE: database},
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -106,13 +109,14 @@ def main() -> int:
         action="store_true",
         help="start no sensor and no worker (they run elsewhere, e.g. as containers)",
     )
+    add_database_argument(parser)
     args = parser.parse_args()
     folder = args.dir.resolve()
     if args.command == "up":
-        return up(folder, args.engines, args.external_workers)
+        return up(folder, args.engines, args.db, args.external_workers)
     if args.command == "down":
         return down(folder)
-    return supervise(folder, args.engines, args.external_workers)
+    return supervise(folder, args.engines, args.db, args.external_workers)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ stack is ready; the supervisor owns these processes and stops them on SIGTERM
 - a moto server (S3 + SQS) with the video bucket's notifications sent to the queue,
   and a dead-letter queue behind it;
 - fake CLOVA CSR, CLOVA Speech and Anthropic servers, and the reference backend;
-- a Prefect server (SQLite under the stack folder) that refuses API calls without the
-  stack's random credential (`PREFECT_API_AUTH_STRING` in stack.env), the blocks, the
-  warm and process work pools, every deployment of prefect.yaml (`deploy --all`), the
-  warm worker (the runs of small uploads, in one process) and a process worker (large
-  uploads, and the operations flows);
+- a Prefect server (SQLite under the stack folder, or PostgreSQL: see
+  local_stack.database) that refuses API calls without the stack's random credential
+  (`PREFECT_API_AUTH_STRING` in stack.env), the blocks, the warm and process work pools,
+  every deployment of prefect.yaml (`deploy --all`), the warm worker (the runs of small
+  uploads, in one process) and a process worker (large uploads, and the operations
+  flows);
 - the SQS sensor.
 
 Every port is picked free at start, and all state lives in the stack folder, so two
@@ -38,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
+
+from local_stack.database import CHOICE_VARIABLE, SQLITE, PrefectDatabase
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -104,25 +107,26 @@ class Stack:
 
     folder: Path
     engines: str
+    database: str = SQLITE
     # No sensor and no worker: they run elsewhere (containers: `make image-check`).
     external_workers: bool = False
     env: dict[str, str] = field(default_factory=dict)
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    prefect_database: PrefectDatabase | None = None
     commands: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
         return self.folder / "logs"
 
-    def spawn(
-        self, name: str, command: list[str], extra_env: Mapping[str, str] | None = None
-    ) -> None:
+    def spawn(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Start a process of the stack; `env` is for this process alone (not stack.env)."""
         self.commands[name] = command
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
             cwd=REPO_ROOT,
-            env={**os.environ, **self.env, **(extra_env or {})},
+            env={**os.environ, **self.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -244,7 +248,7 @@ class Stack:
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
             APP_ROOT=str(REPO_ROOT),
         )
-        self._start_prefect_server()
+        self._start_prefect_server(self._start_database())
         for pool, pool_type in ((WORK_POOL, "process"), (WARM_WORK_POOL, "warm")):
             self.run(
                 "work-pool",
@@ -276,7 +280,7 @@ class Stack:
         )
         self.spawn("warm-worker", warm_worker_command())
 
-    def _start_prefect_server(self) -> None:
+    def _start_prefect_server(self, database_env: Mapping[str, str]) -> None:
         """The UI port is picked free, but another stack starting at the same moment may
         bind it first, and then `/health` answers for that stack's server: the server
         that answers must have this stack's PREFECT_HOME, or it starts on another port."""
@@ -289,7 +293,7 @@ class Stack:
             self.spawn(
                 "prefect-server",
                 [PREFECT_CLI, "server", "start", "--host", "127.0.0.1", "--port", str(ui_port)],
-                extra_env={"PREFECT_SERVER_API_AUTH_STRING": auth_string},
+                env={**database_env, "PREFECT_SERVER_API_AUTH_STRING": auth_string},
             )
             wait_until_ready(f"{api_url}/health", check=self._check_alive)
             user, password = auth_string.split(":", 1)
@@ -303,6 +307,17 @@ class Stack:
             server.wait(timeout=STOP_TIMEOUT_S)
             preferred = None
         raise RuntimeError("no free port for the Prefect server")
+
+    def _start_database(self) -> dict[str, str]:
+        """Start the Prefect server's database; returns its setting, for the server alone."""
+        self.prefect_database = PrefectDatabase(self.database, self.folder)
+        database_env = self.prefect_database.start(
+            sqlite_file=self.folder / "prefect" / "prefect.db",
+            log=self.logs / "postgres.log",
+            port=free_port(),
+        )
+        self.env.update(self.prefect_database.stack_env())
+        return database_env
 
     def restart_exited(self) -> list[str]:
         """Start again the workers and the sensor that exited (as Kubernetes restarts a
@@ -332,6 +347,9 @@ class Stack:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+        # Last: the Prefect server is gone, so nothing is left to write to it.
+        if self.prefect_database is not None:
+            self.prefect_database.stop()
 
     def write_env_file(self) -> Path:
         """Write the endpoints atomically: its presence means the stack is ready."""
@@ -385,9 +403,13 @@ def create_aws_resources(endpoint: str) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
-def supervise(folder: Path, engines: str, external_workers: bool = False) -> int:
+def supervise(
+    folder: Path, engines: str, database: str = SQLITE, external_workers: bool = False
+) -> int:
     """Start the stack, write stack.env, then wait for SIGTERM and stop everything."""
-    stack = Stack(folder=folder, engines=engines, external_workers=external_workers)
+    stack = Stack(
+        folder=folder, engines=engines, database=database, external_workers=external_workers
+    )
     stopping = False
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -473,13 +495,20 @@ def prefect_client(env: Mapping[str, str]) -> SyncPrefectClient:
 
 
 def stack_command(
-    command: str, folder: Path, engines: str = FAKE_ENGINES
+    command: str, folder: Path, engines: str = FAKE_ENGINES, database: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m local_stack <command>` for a stack folder (how tests and benches drive it)."""
+    """Run `python -m local_stack <command>` for a stack folder (how tests and benches drive it).
+
+    `database`: the Prefect server's (see local_stack.database); None: $PREFECT_DB or SQLite.
+    """
     return subprocess.run(
         [sys.executable, "-m", "local_stack", command, "--dir", str(folder), "--engines", engines],
         cwd=REPO_ROOT,
-        env={**os.environ, UI_PORT_VARIABLE: "0"},
+        env={
+            **os.environ,
+            UI_PORT_VARIABLE: "0",
+            **({CHOICE_VARIABLE: database} if database else {}),
+        },
         capture_output=True,
         text=True,
         check=False,

@@ -26,6 +26,8 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
+from workers.warm import WarmWorker
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.37"
@@ -50,6 +52,15 @@ def by_kind(kind: str) -> list[dict[str, Any]]:
     return [doc for _, doc in k8s_resources() if doc["kind"] == kind]
 
 
+def named(kind: str, name: str) -> dict[str, Any]:
+    [resource] = [doc for doc in by_kind(kind) if doc["metadata"]["name"] == name]
+    return resource
+
+
+def env_values(container: dict[str, Any]) -> dict[str, str | None]:
+    return {item["name"]: item.get("value") for item in container["env"]}
+
+
 # --- Kubernetes --------------------------------------------------------------------
 
 
@@ -59,7 +70,7 @@ def test_kubernetes_resources_match_the_kubernetes_schema(name: str, resource: d
 
 
 def test_kubernetes_validation_is_not_vacuous() -> None:
-    [deployment] = by_kind("Deployment")
+    deployment = named("Deployment", "video-processor-sensor")
     broken = copy.deepcopy(deployment)
     broken["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -67,13 +78,13 @@ def test_kubernetes_validation_is_not_vacuous() -> None:
 
 
 def test_sensor_probes_service_and_secret_fit_together() -> None:
-    [deployment] = by_kind("Deployment")
+    deployment = named("Deployment", "video-processor-sensor")
     [service] = by_kind("Service")
     accounts = {doc["metadata"]["name"] for doc in by_kind("ServiceAccount")}
     [secret] = by_kind("Secret")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
-    env = {item["name"]: item.get("value") for item in container["env"]}
+    env = env_values(container)
     [port] = container["ports"]
 
     assert env["SENSOR_METRICS_PORT"] == str(port["containerPort"])
@@ -87,6 +98,61 @@ def test_sensor_probes_service_and_secret_fit_together() -> None:
     # The heartbeat lives on a writable volume (the root filesystem is read-only).
     mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
     assert str(Path(env["SENSOR_HEARTBEAT_FILE"]).parent) in mounts
+
+
+def test_warm_worker_serves_its_pool_with_prefect_healthcheck_probes_and_drains() -> None:
+    deployment = named("Deployment", "video-processor-warm-worker")
+    sensor = named("Deployment", "video-processor-sensor")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = env_values(container)
+    args = container["args"]
+    [port] = container["ports"]
+
+    assert container["command"] == ["prefect"]
+    assert args[:2] == ["worker", "start"]
+    assert args[args.index("--pool") + 1] == "video-warm"
+    assert args[args.index("--type") + 1] == "warm"
+    assert args[args.index("--install-policy") + 1] == "never"
+    # `--with-healthcheck` serves /health on PREFECT_WORKER_WEBSERVER_HOST:PORT.
+    assert "--with-healthcheck" in args
+    assert env["PREFECT_WORKER_WEBSERVER_HOST"] == "0.0.0.0"
+    assert env["PREFECT_WORKER_WEBSERVER_PORT"] == str(port["containerPort"])
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": port["name"]}
+    # The pod outlives the drain by 30 s, to report and exit before SIGKILL.
+    drain = int(env["WARM_WORKER_DRAIN_SECONDS"] or 0)
+    assert drain == 600
+    assert pod["terminationGracePeriodSeconds"] == drain + 30
+    assert int(env["WARM_WORKER_MAX_CONCURRENT_RUNS"] or 0) >= 1
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert pod["serviceAccountName"] in {
+        doc["metadata"]["name"] for doc in by_kind("ServiceAccount")
+    }
+    assert container["image"] == sensor["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["envFrom"] == [
+        {"secretRef": {"name": by_kind("Secret")[0]["metadata"]["name"]}}
+    ]
+    mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert {env["HOME"], "/tmp"} <= mounts
+    # `deploy --all` needs the pool to exist; prefect.yaml's header says how to create it.
+    assert "prefect work-pool create video-warm --type warm" in (ROOT / "prefect.yaml").read_text()
+
+
+def test_the_disruption_budget_covers_the_warm_workers_only_and_leaves_some_up() -> None:
+    budget = named("PodDisruptionBudget", "video-processor-warm-worker")
+    selector = budget["spec"]["selector"]["matchLabels"]
+    pods = {
+        doc["metadata"]["name"]: doc["spec"]["template"]["metadata"]["labels"]
+        for doc in by_kind("Deployment")
+    }
+    covered = {name for name, labels in pods.items() if selector.items() <= labels.items()}
+    assert covered == {"video-processor-warm-worker"}
+    worker = named("Deployment", "video-processor-warm-worker")
+    assert selector == worker["spec"]["selector"]["matchLabels"]
+    assert 1 <= budget["spec"]["maxUnavailable"] < worker["spec"]["replicas"]
 
 
 def test_kustomization_lists_every_resource_but_the_example_secret() -> None:
@@ -191,6 +257,7 @@ def process_pool_variables() -> dict[str, Any]:
 
 
 POOL_VARIABLES = {
+    "video-warm": lambda: WarmWorker.get_default_base_job_template()["variables"],
     "local-process": process_pool_variables,
     "video-k8s": lambda: json.loads(POOL_TEMPLATE.read_text())["variables"],
 }
