@@ -206,10 +206,10 @@ class Settings:
     sequential_n: int
     modes: list[str]
     timeout_s: float
-    csr_concurrency: int | None
-    claude_concurrency: int | None
-    deployment_concurrency: int | None
-    work_pool_concurrency: int | None
+    csr_concurrency: int
+    claude_concurrency: int
+    deployment_concurrency: int
+    work_pool_concurrency: int
     seed: int
 
 
@@ -918,15 +918,14 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 def recommendation(report: dict[str, Any]) -> str:
     modes = report["modes"]
     parts = [
-        f"{name}: {mode['jobs_per_min']} jobs/min ({mode['speedup_vs_sequential']}× sequential), "
-        f"{mode['orchestration_cpu_s_per_job']} orchestration CPU-s/job"
+        f"{name}: {mode['sustained_jobs_per_min']} jobs/min sustained "
+        f"({mode['speedup_vs_sequential']}× sequential; whole batch {mode['jobs_per_min']}, "
+        f"{mode['speedup_whole_batch']}×), {mode['orchestration_cpu_s_per_job']} "
+        f"orchestration CPU-s/job"
         for name, mode in modes.items()
     ]
-    verdict = (
-        f"{report['mode']} meets both targets"
-        if report["target_met"]
-        else f"no mode meets both targets; {report['mode']} comes closest"
-    )
+    met = report["target_met"]
+    verdict = f"{report['mode']} {'meets' if met else 'misses'} the targets"
     return f"{verdict}. " + "; ".join(parts) + "."
 
 
