@@ -3,7 +3,8 @@
 Run: ``python -m bench.soak [--runs 500] [--batch 100]`` (``make bench-soak``). It starts
 its own local stack (``--engines fake``) in a temporary folder, with ``TMPDIR`` set to a
 folder of its own (the warm worker inherits it, so the temp files counted are the
-stack's alone), and gives the fakes the issue's latency model scaled down
+stack's alone), with engine limits that leave no run waiting for a slot
+(``ENGINE_LIMITS``), and gives the fakes the issue's latency model scaled down
 (``--latency-scale``, 0.1: the soak is about the worker's process, not the engines).
 
 A short tone video (``--seconds``, 5) is uploaded ``--batch`` copies at a time through
@@ -50,6 +51,9 @@ UPLOAD_THREADS = 8
 POLL_S = 1.0
 SETTLE_TIMEOUT_S = 120.0
 WARM_WORKER_MARKER = ("worker", "start", "--pool", WARM_WORK_POOL)
+# Room for every run the warm worker holds (16 by default): a call refused a slot would
+# sleep for the server's Retry-After (up to 30 s), and the soak is not about the limits.
+ENGINE_LIMITS = {"CLOVA_CSR_CONCURRENCY": "32", "CLAUDE_CONCURRENCY": "16"}
 
 
 def log(message: str) -> None:
@@ -165,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="soak-stack-"))
     temp = folder / "tmp"
     temp.mkdir()
-    os.environ["TMPDIR"] = str(temp)  # the stack's processes inherit it
+    os.environ.update(TMPDIR=str(temp), **ENGINE_LIMITS)  # the stack's processes inherit them
     load_at_start = os.getloadavg()
     log(f"starting the local stack in {folder}; load average {load_at_start}")
     began = time.monotonic()
@@ -203,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "video_seconds": args.seconds,
                 "latency_model": ISSUE_MODEL.scaled(args.latency_scale).to_json(),
                 "temp_folder": "TMPDIR of the stack, its own folder",
+                "engine_limits": ENGINE_LIMITS,
                 "cpus": os.cpu_count(),
                 "load_average_at_start": load_at_start,
                 "load_average_at_end": os.getloadavg(),
