@@ -94,8 +94,8 @@ from local_stack.stack import (
     REPO_ROOT,
     WARM_WORK_POOL,
     aws_client,
-    read_stack_env,
     stack_command,
+    stack_up,
 )
 from video_processor.config import SttEngineName, concurrency_limit_name
 
@@ -570,11 +570,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     chunk_threads = str(min(concurrency, MAX_CHUNK_CONCURRENCY))
     os.environ[CHUNK_CONCURRENCY_VARIABLE] = chunk_threads  # the stack's warm worker's
     try:
-        started = stack_command("up", folder)
-        if started.returncode != 0:
-            print(started.stdout, started.stderr, file=sys.stderr)
-            raise RuntimeError("the local stack failed to start")
-        env = read_stack_env(folder)
+        env = stack_up(folder)
         stack_up_s = time.monotonic() - began
         log(f"stack up in {stack_up_s:.0f} s; setting it up for the latency model")
         bootstrap(env, concurrency)

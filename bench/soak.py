@@ -40,7 +40,7 @@ from typing import Any
 from bench.chaos import Component, active_flow_runs, backend_jobs, is_final, kill_leftovers
 from bench.latency_model import ISSUE_MODEL, configure_fakes
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import WARM_WORK_POOL, aws_client, read_stack_env, stack_command
+from local_stack.stack import WARM_WORK_POOL, aws_client, stack_command, stack_up
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results" / "soak.json"
@@ -176,11 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env: dict[str, str] | None = None
     report: dict[str, Any] | None = None
     try:
-        started = stack_command("up", folder)
-        if started.returncode != 0:
-            print(started.stdout, started.stderr, file=sys.stderr)
-            raise RuntimeError("the local stack failed to start")
-        env = read_stack_env(folder)
+        env = stack_up(folder)
         configure_fakes(env, ISSUE_MODEL.scaled(args.latency_scale))
         video = make_tone_video(folder / "clip.mp4", seconds=args.seconds)
         soak = Soak(folder / "logs", env, video, timeout_s=300.0 + 2.0 * args.batch)

@@ -132,8 +132,8 @@ from local_stack.stack import (
     WARM_WORK_POOL,
     WORK_POOL,
     aws_client,
-    read_stack_env,
     stack_command,
+    stack_up,
 )
 from video_processor.config import LlmEngineName, SttEngineName, concurrency_limit_name
 
@@ -1005,11 +1005,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] | None = None
     api_url: str | None = None
     try:
-        started = stack_command("up", folder)
-        if started.returncode != 0:
-            print(started.stdout, started.stderr, file=sys.stderr)
-            raise RuntimeError("the local stack failed to start")
-        env = read_stack_env(folder)
+        env = stack_up(folder)
         api_url = env["PREFECT_API_URL"]
         stack_up_s = time.monotonic() - began
         bench = Bench(settings, folder, env)

@@ -432,3 +432,12 @@ def stack_command(
         text=True,
         check=False,
     )
+
+
+def stack_up(folder: Path, engines: str = FAKE_ENGINES) -> dict[str, str]:
+    """Start a stack in `folder` (its output on stderr if it fails); its endpoints."""
+    started = stack_command("up", folder, engines)
+    if started.returncode != 0:
+        print(started.stdout, started.stderr, file=sys.stderr)
+        raise RuntimeError("the local stack failed to start")
+    return read_stack_env(folder)
