@@ -74,10 +74,14 @@ CHAOS_ARGS ?=
 chaos: install  ## N jobs under kills, duplicates and faults -> bench/results/chaos.json (not in `make test`)
 	$(PY) -m bench.chaos --n $(N) $(CHAOS_ARGS)
 
-.PHONY: bench-latency bench-memory bench-stt-scaling
+.PHONY: bench-latency bench-memory bench-stt-scaling bench-soak
 LATENCY_ARGS ?=
 bench-latency: install  ## 10-min video vs its critical-path bound and sequential STT -> bench/results/latency.json (~10 min)
 	$(PY) -m bench.latency $(LATENCY_ARGS)
+
+SOAK_ARGS ?=
+bench-soak: install  ## 500 short runs through the warm worker: its RSS and temp files left -> bench/results/soak.json
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 MEMORY_ARGS ?=
 bench-memory: install  ## worker peak RSS for a 50 MB and a 2 GB video -> bench/results/memory.json (~10 min: moto serves 2 GB slowly)
@@ -93,7 +97,7 @@ bench-stt-scaling: install  ## STT latency vs video length, sequential vs concur
 # count; otherwise N_THROUGHPUT, default 100 (N's own default, 200, is chaos's).
 N_THROUGHPUT ?= $(if $(filter command line environment,$(origin N)),$(N),100)
 THROUGHPUT_ARGS ?=
-bench-throughput: install  ## N videos per orchestration mode vs a sequential worker -> bench/results/throughput.json (~25 min at N=100)
+bench-throughput: install  ## N videos through the warm worker (--modes: process, process-engine) vs a sequential worker -> bench/results/throughput.json (~20 min at N=100)
 	$(PY) -m bench.throughput --n $(N_THROUGHPUT) $(THROUGHPUT_ARGS)
 
 .PHONY: image image-base image-check

@@ -53,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,7 +72,13 @@ from prefect.client.schemas.sorting import FlowRunSort
 
 from local_stack.database import add_database_argument
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import aws_client, prefect_client, read_stack_env, stack_command
+from local_stack.stack import (
+    aws_client,
+    prefect_client,
+    read_stack_env,
+    set_restart_env,
+    stack_command,
+)
 
 HERE = Path(__file__).resolve().parent
 RESULTS_PATH = HERE / "results" / "chaos.json"
@@ -214,6 +220,16 @@ class Component:
             os.kill(pid, signal.SIGTERM)
             self.terms += 1
         return pid
+
+    def restart_with(self, folder: Path, variables: Mapping[str, str], timeout_s: float) -> int:
+        """Stop the process (SIGTERM) and wait for the supervisor to start it again with
+        `variables` added to its environment; the successor's pid."""
+        set_restart_env(folder, self.name, variables)
+        old = self.terminate()
+        successor = self.wait_for_successor(old, timeout_s)
+        if successor is None:
+            raise RuntimeError(f"the stack's {self.name} was not started again")
+        return successor
 
     def wait_for_successor(self, old_pid: int | None, timeout_s: float) -> int | None:
         """The pid of the process the supervisor started in its place."""

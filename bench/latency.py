@@ -1,8 +1,7 @@
 """End-to-end latency of a 10-minute video: against its critical-path bound, and against
 sequential chunk-by-chunk STT, both measured in the same run.
 
-Run: ``python -m bench.latency`` (``make bench-latency``). Targets (issue): at most 1.3 ×
-the bound, and at least 5 × faster than sequential.
+Run: ``python -m bench.latency`` (``make bench-latency``).
 
 It starts its own local stack (``--engines fake``) in a temporary folder, like
 ``bench.chaos``, and gives the fakes the issue's latency model (``bench.latency_model``:
@@ -18,35 +17,44 @@ realistic latencies, through the stack's own means:
   that the chunks read differently: one sentence repeated over a long video is what the
   transcript quality gate rejects as an STT loop.
 
+The stack's warm worker takes its runs' settings from its own environment, so the bench
+starts the stack with ``STT_CHUNK_CONCURRENCY`` = the same room (capped at 64): every
+chunk of the video in flight at once inside the ``transcribe`` task.
+
 Then a short warm-up job (``--no-warmup`` skips it), and the video (a modulated tone made
 by ``local_stack.sample_video``; silence would be transcribed as "") is uploaded
-``--repeats`` times (3) per mode, each under its own key, one job at a time; each mode
-reports its median job (by end-to-end latency) and lists every job's figures:
+``--repeats`` times (3) per mode, each under its own key, one job at a time:
 
-- ``concurrent``: every chunk task may hold a slot at once;
-- ``sequential-thread-pool`` (the default sequential mode): the flow run's task runner
-  has one thread (``PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS=1`` in the deployment's
-  environment), so chunks are transcribed one after the other with no idle gap;
-- ``sequential-limit``: ``stt-clova-csr`` set to 1 slot. Chunk tasks then wait for the
-  slot with Prefect's 423 ``Retry-After`` back-off (up to 30 s), which idles between
-  chunks: slower than chunk-by-chunk STT itself. ``--sequential limit`` or ``both``.
+- ``concurrent``: every chunk of the video may hold a slot at once;
+- ``sequential-thread-pool`` (the default sequential mode): the warm worker restarted
+  with ``STT_CHUNK_CONCURRENCY=1``, so ``transcribe`` sends the chunks one after the
+  other with no idle gap (a warm-up job follows the restart: a worker's first run loads
+  the flow);
+- ``sequential-limit``: ``stt-clova-csr`` set to 1 slot. Chunks then wait for the slot
+  with Prefect's 423 ``Retry-After`` back-off (up to 30 s), which idles between chunks:
+  slower than chunk-by-chunk STT itself. ``--sequential limit`` or ``both``.
 
 Measured for each job: upload done → the backend receives the DONE callback
-(``received_at`` in the reference backend: *end to end*), and the flow run's start
-(Running) → that callback (*flow run*); the gap between the two is the dispatch: S3 event →
-SQS → sensor → flow run → the process worker starting a Python process for it. Per stage:
-the result document's ``meta.stages`` and the Prefect task runs.
+(``received_at`` in the reference backend: *end to end*), the flow run's start (Running)
+→ that callback (*flow run*), and upload done → the flow run's start (``dispatch_s``: S3
+event → SQS → sensor → flow run → the warm worker claiming and starting it). Per stage:
+the result document's ``meta.stages`` and the Prefect task runs (``prepare-audio``,
+``transcribe``, ``summarize``, ``finish``); per chunk, the fake CSR's time from each
+request's arrival to its answer (its ``/__admin/stats`` ``served_s``).
 
-The critical-path bound, from the concurrent job: ``max(download, audio stage)`` (the
-result's measured ``download_ms`` and ``ffmpeg_ms``) + the slowest chunk by the model
-(0.5 + 0.15 × longest chunk seconds) + the LLM by the model (2 s per call + 15 ms × the
-output tokens the result reports) + the callback (the ``send-callback`` task run, measured).
+Each job's critical-path bound: ``max(download, audio stage)`` (the result's measured
+``download_ms`` and ``ffmpeg_ms``) + the slowest chunk by the model (0.5 + 0.15 × longest
+chunk seconds) + the LLM by the model (2 s per call + 15 ms × the output tokens the
+result reports) + the callback (the start of the ``finish`` task → the backend receiving
+the callback, measured).
 
-``ratio_to_bound`` is end to end / bound; ``ratio_to_bound_flow_run`` is flow run / bound
-(no dispatch). ``speedup_vs_sequential`` is end-to-end sequential / concurrent (for the
-first sequential mode); the flow-run and STT-stage speedups are reported too. Results go
-to ``bench/results/latency.json``. The stack is stopped on every path; its folder is
-removed unless ``--keep`` or the run failed.
+The headline figures are medians over the repeats: ``ratio_to_bound`` (each job's end to
+end / its bound; ``ratio_to_bound_flow_run`` without the dispatch), ``dispatch_s``, and
+``speedup_vs_sequential``, the median end-to-end sequential / the median concurrent (for
+the first sequential mode; the flow-run and STT-stage speedups are reported too).
+Targets: ``ratio_to_bound ≤ 1.3``, ``speedup_vs_sequential ≥ 5``, ``dispatch_s ≤ 2``.
+Results go to ``bench/results/latency.json``. The stack is stopped on every path; its
+folder is removed unless ``--keep`` or the run failed.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ import json
 import os
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,11 +77,10 @@ from typing import Any
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
 from prefect.client.schemas.objects import FlowRun, StateType, TaskRun
 
-from bench.chaos import kill_leftovers
+from bench.chaos import Component, kill_leftovers
 from bench.latency_model import (
     CHUNK_SECONDS,
     ISSUE_MODEL,
@@ -82,12 +90,12 @@ from bench.latency_model import (
 )
 from local_stack.sample_video import make_tone_video
 from local_stack.stack import (
-    DEPLOYMENT,
     REPO_ROOT,
+    WARM_WORK_POOL,
     aws_client,
     prefect_client,
-    read_stack_env,
     stack_command,
+    stack_up,
 )
 from video_processor.config import SttEngineName, concurrency_limit_name
 
@@ -103,13 +111,17 @@ CSR_LIMIT = concurrency_limit_name("stt", SttEngineName.CLOVA_CSR)
 CLIENT_TIMEOUTS = {"CLOVA_TIMEOUT_SECONDS": "60", "CLAUDE_TIMEOUT_SECONDS": "120"}
 # Every word 3-gram holds the call's number: no chunk repeats another (quality gate).
 CSR_TEXT = "안녕하세요 {call} 테스트 {call} 음성입니다 {call}"
-THREAD_POOL_VARIABLE = "PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS"
 SEQUENTIAL_MODES = ("thread-pool", "limit")
 POLL_S = 0.2
+WORKER_STOP_TIMEOUT_S = 60.0
 FLOW_RUN_FINAL_TIMEOUT_S = 120.0
 BOOTSTRAP_TIMEOUT_S = 300
-STAGE_TASKS = ("prepare-audio", "summarize", "store-result", "send-callback")
-CHUNK_TASK = "transcribe-chunk"
+STAGE_TASKS = ("prepare-audio", "transcribe", "summarize", "finish")
+CALLBACK_TASK = "finish"
+CHUNK_CONCURRENCY_VARIABLE = "STT_CHUNK_CONCURRENCY"
+MAX_CHUNK_CONCURRENCY = 64  # the setting's own bound
+TARGET_DISPATCH_S = 2.0
+WARM_WORKER_MARKER = ("worker", "start", "--pool", WARM_WORK_POOL)
 
 
 def log(message: str) -> None:
@@ -255,15 +267,23 @@ def task_seconds(task_runs: Iterable[TaskRun], prefix: str) -> list[float]:
     ]
 
 
-def measures(run: JobRun) -> dict[str, Any]:
-    """The figures of one job, in seconds."""
+def callback_seconds(task_runs: Iterable[TaskRun], callback_at: float) -> float:
+    """From the start of the task that stores the result and sends the callback to the
+    backend receiving it (the clean-up after it is not on the path)."""
+    starts = [_epoch(run.start_time) for run in task_runs if run.name.startswith(CALLBACK_TASK)]
+    if not starts:
+        raise RuntimeError(f"no {CALLBACK_TASK!r} task run")
+    return max(0.0, callback_at - max(starts))
+
+
+def measures(run: JobRun, model: LatencyModel = ISSUE_MODEL) -> dict[str, Any]:
+    """The figures of one job, in seconds, with its own bound and ratio to it."""
     stages = run.result["meta"]["stages"]
     usage = run.result["summary"].get("usage", {})
     started = _epoch(run.flow_run.start_time)
-    chunks = task_seconds(run.task_runs, CHUNK_TASK)
     tasks = {name: sum(task_seconds(run.task_runs, name)) for name in STAGE_TASKS}
     clova, claude = run.fake_stats["clova"], run.fake_stats["claude"]
-    return {
+    figures: dict[str, Any] = {
         "job_id": run.job_id,
         "end_to_end_s": round(run.callback_at - run.uploaded_at, 3),
         "flow_run_s": round(run.callback_at - started, 3),
@@ -273,10 +293,12 @@ def measures(run: JobRun) -> dict[str, Any]:
         "audio_s": stages["ffmpeg_ms"] / 1000,
         "stt_stage_s": stages["stt_ms"] / 1000,
         "llm_stage_s": stages["llm_ms"] / 1000,
+        "callback_s": round(callback_seconds(run.task_runs, run.callback_at), 3),
         "flow_duration_s": run.result["meta"]["duration_ms"] / 1000,
         "task_runs_s": {name: round(value, 3) for name, value in tasks.items()},
-        "chunk_task_runs_s": [round(value, 3) for value in chunks],
-        "chunks": len(chunks),
+        # Per chunk: the fake CSR's time from the request's arrival to its answer.
+        "chunk_calls_s": clova.get("served_s", []),
+        "chunks": len(clova.get("served_s", [])),
         "chunk_seconds": [round(value, 3) for value in chunk_spans(run.result)],
         "output_tokens": int(usage.get("output_tokens", 0)),
         "llm_calls": int(usage.get("llm_calls", 1)),
@@ -285,6 +307,23 @@ def measures(run: JobRun) -> dict[str, Any]:
         "claude_requests": claude.get("requests"),
         "claude_output_tokens": claude.get("output_tokens"),
     }
+    bound = job_bound(figures, model)
+    figures["bound_s"] = bound
+    figures["ratio_to_bound"] = round(figures["end_to_end_s"] / bound["total_s"], 3)
+    figures["ratio_to_bound_flow_run"] = round(figures["flow_run_s"] / bound["total_s"], 3)
+    return figures
+
+
+def job_bound(figures: Mapping[str, Any], model: LatencyModel) -> dict[str, float]:
+    return critical_path_bound(
+        download_s=figures["download_s"],
+        audio_s=figures["audio_s"],
+        chunk_seconds=figures["chunk_seconds"],
+        output_tokens=figures["output_tokens"],
+        llm_calls=figures["llm_calls"],
+        callback_s=figures["callback_s"],
+        model=model,
+    )
 
 
 # --- the stack's settings for the bench ------------------------------------------------
@@ -313,24 +352,29 @@ def set_csr_limit(env: Mapping[str, str], slots: int) -> None:
         client.upsert_global_concurrency_limit_by_name(CSR_LIMIT, slots)
 
 
-def set_flow_run_env(env: Mapping[str, str], changes: Mapping[str, str | None]) -> None:
-    """Set (None: remove) variables of the deployment's flow-run environment."""
-    with prefect_client(env) as client:
-        deployment = client.read_deployment_by_name(DEPLOYMENT)
-        variables = dict(deployment.job_variables or {})
-        run_env = dict(variables.get("env") or {})
-        for name, value in changes.items():
-            if value is None:
-                run_env.pop(name, None)
-            else:
-                run_env[name] = value
-        variables["env"] = run_env
-        client.update_deployment(deployment.id, DeploymentUpdate(job_variables=variables))
+@dataclass
+class WarmWorker:
+    """The stack's warm worker, started again with another environment when a mode
+    needs it (the runs take their settings from the worker's process)."""
+
+    component: Component
+    folder: Path
+    overrides: dict[str, str] | None = None
+
+    def use(self, overrides: dict[str, str]) -> None:
+        if overrides == (self.overrides or {}):
+            return
+        self.component.restart_with(self.folder, overrides, WORKER_STOP_TIMEOUT_S)
+        self.overrides = overrides
+        log(f"warm worker restarted with {overrides}")
 
 
-def sequential_settings(env: Mapping[str, str], mode: str, concurrency: int) -> None:
+def sequential_settings(
+    env: Mapping[str, str], worker: WarmWorker, mode: str, concurrency: int
+) -> None:
     """Make the next run chunk-by-chunk (`mode`), or concurrent again (mode '')."""
-    set_flow_run_env(env, {THREAD_POOL_VARIABLE: "1" if mode == "thread-pool" else None})
+    chunks = 1 if mode == "thread-pool" else min(concurrency, MAX_CHUNK_CONCURRENCY)
+    worker.use({CHUNK_CONCURRENCY_VARIABLE: str(chunks)})
     set_csr_limit(env, 1 if mode == "limit" else concurrency)
 
 
@@ -338,62 +382,70 @@ def sequential_settings(env: Mapping[str, str], mode: str, concurrency: int) -> 
 
 
 def build_report(
-    concurrent: dict[str, Any],
-    sequential: dict[str, dict[str, Any]],
+    concurrent_runs: Sequence[dict[str, Any]],
+    sequential_runs: Mapping[str, Sequence[dict[str, Any]]],
     model: LatencyModel,
     settings: dict[str, Any],
 ) -> dict[str, Any]:
-    bound = critical_path_bound(
-        download_s=concurrent["download_s"],
-        audio_s=concurrent["audio_s"],
-        chunk_seconds=concurrent["chunk_seconds"],
-        output_tokens=concurrent["output_tokens"],
-        llm_calls=concurrent["llm_calls"],
-        callback_s=concurrent["task_runs_s"]["send-callback"],
-        model=model,
-    )
-    ratio = concurrent["end_to_end_s"] / bound["total_s"]
-    ratio_flow_run = concurrent["flow_run_s"] / bound["total_s"]
+    """The headline figures are medians over the repeats: of each job's ratio to its own
+    bound, of the dispatch times, and of the end-to-end times (for the speedup)."""
+    concurrent = median_run(concurrent_runs)
+    ratio = median(run["ratio_to_bound"] for run in concurrent_runs)
+    ratio_flow_run = median(run["ratio_to_bound_flow_run"] for run in concurrent_runs)
+    dispatch = median(run["dispatch_s"] for run in concurrent_runs)
+    end_to_end = median(run["end_to_end_s"] for run in concurrent_runs)
     # Chunk-by-chunk STT with nothing idle in between: the model's chunk latencies summed.
     ideal_stt = sum(model.csr_s(span) for span in concurrent["chunk_seconds"])
     ideal_sequential = concurrent["end_to_end_s"] - concurrent["stt_stage_s"] + ideal_stt
     report: dict[str, Any] = {
         "ratio_to_bound": round(ratio, 3),
         "ratio_to_bound_flow_run": round(ratio_flow_run, 3),
-        "bound_s": bound,
-        "end_to_end_s": concurrent["end_to_end_s"],
-        "flow_run_s": concurrent["flow_run_s"],
-        "dispatch_s": concurrent["dispatch_s"],
+        "dispatch_s": round(dispatch, 3),
+        "end_to_end_s": round(end_to_end, 3),
+        "flow_run_s": round(median(run["flow_run_s"] for run in concurrent_runs), 3),
+        "bound_s": concurrent["bound_s"],
+        "medians_of": len(concurrent_runs),
     }
-    if sequential:
-        mode, first = next(iter(sequential.items()))
+    sequential = {mode: median_run(runs) for mode, runs in sequential_runs.items()}
+    if sequential_runs:
+        mode, first = next(iter(sequential_runs.items()))
+
+        def speedup(key: str) -> float:
+            return round(
+                median(run[key] for run in first) / median(run[key] for run in concurrent_runs), 2
+            )
+
         report.update(
-            speedup_vs_sequential=round(first["end_to_end_s"] / concurrent["end_to_end_s"], 2),
-            speedup_vs_sequential_flow_run=round(first["flow_run_s"] / concurrent["flow_run_s"], 2),
-            speedup_vs_sequential_stt_stage=round(
-                first["stt_stage_s"] / concurrent["stt_stage_s"], 2
-            ),
+            speedup_vs_sequential=speedup("end_to_end_s"),
+            speedup_vs_sequential_flow_run=speedup("flow_run_s"),
+            speedup_vs_sequential_stt_stage=speedup("stt_stage_s"),
             sequential_mode=mode,
         )
     report.update(
         speedup_vs_ideal_sequential=round(ideal_sequential / concurrent["end_to_end_s"], 2),
         ideal_sequential_end_to_end_s=round(ideal_sequential, 3),
         ideal_sequential_note=(
-            "the concurrent job with its STT stage replaced by the model's chunk latencies "
-            "summed: chunk-by-chunk STT with no idle gap"
+            "the median concurrent job with its STT stage replaced by the model's chunk "
+            "latencies summed: chunk-by-chunk STT with no idle gap"
         ),
         targets={
             "ratio_to_bound_max": TARGET_RATIO,
             "speedup_min": TARGET_SPEEDUP,
+            "dispatch_s_max": TARGET_DISPATCH_S,
             "ratio_met": ratio <= TARGET_RATIO,
             "ratio_flow_run_met": ratio_flow_run <= TARGET_RATIO,
             "speedup_met": report.get("speedup_vs_sequential", 0.0) >= TARGET_SPEEDUP,
+            "dispatch_met": dispatch <= TARGET_DISPATCH_S,
         },
         runs={"concurrent": concurrent, **{f"sequential-{m}": r for m, r in sequential.items()}},
         latency_model=model.to_json(),
         settings=settings,
     )
     return report
+
+
+def median(values: Iterable[float]) -> float:
+    return float(statistics.median(list(values)))
 
 
 def print_summary(report: dict[str, Any]) -> None:
@@ -403,6 +455,8 @@ def print_summary(report: dict[str, Any]) -> None:
         ("  every job (s)", "end_to_end_all_s"),
         ("flow run start -> callback (s)", "flow_run_s"),
         ("upload -> flow run start (s)", "dispatch_s"),
+        ("  every job (s)", "dispatch_all_s"),
+        ("ratio to its bound", "ratio_to_bound"),
         ("download (s)", "download_s"),
         ("audio stage, FFmpeg (s)", "audio_s"),
         ("STT stage (s)", "stt_stage_s"),
@@ -421,10 +475,12 @@ def print_summary(report: dict[str, Any]) -> None:
         f"{bound['llm_s']:.2f} + callback {bound['callback_s']:.2f}"
     )
     targets = report["targets"]
+    print(f"  medians of {report['medians_of']} jobs:")
     print(
         f"  ratio_to_bound {report['ratio_to_bound']} (end to end; flow run "
         f"{report['ratio_to_bound_flow_run']}); target <= {targets['ratio_to_bound_max']}"
     )
+    print(f"  dispatch_s {report['dispatch_s']}; target <= {targets['dispatch_s_max']}")
     if "speedup_vs_sequential" in report:
         print(
             f"  speedup_vs_sequential {report['speedup_vs_sequential']} "
@@ -443,6 +499,8 @@ def median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         **ordered[(len(ordered) - 1) // 2],
         "end_to_end_all_s": [run["end_to_end_s"] for run in runs],
         "flow_run_all_s": [run["flow_run_s"] for run in runs],
+        "dispatch_all_s": [run["dispatch_s"] for run in runs],
+        "ratio_to_bound_all": [run.get("ratio_to_bound") for run in runs],
     }
 
 
@@ -492,51 +550,59 @@ def main(argv: Iterable[str] | None = None) -> int:
     timeout_s = 240.0 + 3 * sequential_model_s
 
     folder = Path(tempfile.mkdtemp(prefix="latency-stack-"))
-    log(f"starting the local stack in {folder}")
+    load_at_start = os.getloadavg()
+    log(f"starting the local stack in {folder}; load average {load_at_start}")
     began = time.monotonic()
     env: dict[str, str] | None = None
     report: dict[str, Any] | None = None
+    worker: WarmWorker | None = None
+    chunk_threads = str(min(concurrency, MAX_CHUNK_CONCURRENCY))
+    os.environ[CHUNK_CONCURRENCY_VARIABLE] = chunk_threads  # the stack's warm worker's
     try:
-        started = stack_command("up", folder)
-        if started.returncode != 0:
-            print(started.stdout, started.stderr, file=sys.stderr)
-            raise RuntimeError("the local stack failed to start")
-        env = read_stack_env(folder)
+        env = stack_up(folder)
         stack_up_s = time.monotonic() - began
         log(f"stack up in {stack_up_s:.0f} s; setting it up for the latency model")
         bootstrap(env, concurrency)
+        component = Component("warm-worker", WARM_WORKER_MARKER, env["PREFECT_API_URL"])
+        worker = WarmWorker(component, folder, {CHUNK_CONCURRENCY_VARIABLE: chunk_threads})
         video = make_tone_video(folder / "video.mp4", seconds)
-        if args.warmup:
-            warmup = make_tone_video(folder / "warmup.mp4", WARMUP_SECONDS)
-            run_job(env, warmup, "warmup", timeout_s, measured=False)
-            log("warm-up job done")
-        concurrent = median_run(
-            [measures(run_job(env, video, "concurrent", timeout_s)) for _ in range(args.repeats)]
-        )
-        if concurrent["chunks"] > concurrency:
-            log(f"warning: {concurrent['chunks']} chunks, only {concurrency} slots")
-        sequential: dict[str, dict[str, Any]] = {}
+        warmup = make_tone_video(folder / "warmup.mp4", WARMUP_SECONDS)
+
+        def warm_up() -> None:
+            if args.warmup:
+                run_job(env, warmup, "warmup", timeout_s, measured=False)
+                log("warm-up job done")
+
+        def repeat(mode: str) -> list[dict[str, Any]]:
+            return [
+                measures(run_job(env, video, mode, timeout_s), model) for _ in range(args.repeats)
+            ]
+
+        warm_up()
+        concurrent = repeat("concurrent")
+        chunks = max(run["chunks"] for run in concurrent)
+        if chunks > concurrency:
+            log(f"warning: {chunks} chunks, only {concurrency} slots")
+        sequential: dict[str, list[dict[str, Any]]] = {}
         for mode in args.sequential:
-            sequential_settings(env, mode, concurrency)
-            sequential[mode] = median_run(
-                [
-                    measures(run_job(env, video, f"sequential-{mode}", timeout_s))
-                    for _ in range(args.repeats)
-                ]
-            )
-        sequential_settings(env, "", concurrency)
+            sequential_settings(env, worker, mode, concurrency)
+            warm_up()  # a restarted worker's first run loads the flow
+            sequential[mode] = repeat(f"sequential-{mode}")
         settings = {
             "video_minutes": args.minutes,
             "video_seconds": seconds,
             "chunk_seconds": CHUNK_SECONDS,
             "expected_chunks": len(expected_chunks),
             "concurrency": concurrency,
+            "chunk_concurrency": int(chunk_threads),
             "sequential_modes": args.sequential,
             "repeats": args.repeats,
             "warmup": args.warmup,
             "client_timeouts": CLIENT_TIMEOUTS,
             "csr_text": CSR_TEXT,
             "cpus": os.cpu_count(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
             "stack_start_s": round(stack_up_s, 1),
         }
         report = build_report(concurrent, sequential, model, settings)
@@ -557,7 +623,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     print(f"latency of a {args.minutes:g}-minute video (written to {args.output}):")
     print_summary(report)
     targets = report["targets"]
-    return 0 if targets["ratio_met"] and targets["speedup_met"] else 1
+    met = targets["ratio_met"] and targets["speedup_met"] and targets["dispatch_met"]
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import re
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,7 @@ class FakeClova(FakeService[ClovaConfig]):
         self._lock = threading.Lock()
         self._audio_seconds = 0.0
         self._recognized = 0
+        self._served_s: list[float] = []  # per recognised call, arrival to answer
 
     def accepts_faults(self, request: Request) -> bool:
         return _is_stt_call(request)
@@ -190,6 +192,7 @@ class FakeClova(FakeService[ClovaConfig]):
         refusal = self._refusal(request, config)
         if refusal is not None:
             return refusal
+        began = time.monotonic()
         probe = probe_audio(request.body)
         if probe is None or not probe.formats & ACCEPTED_FORMATS:
             return clova_error(500, "STT006", "Failed to pre-processing")
@@ -201,6 +204,7 @@ class FakeClova(FakeService[ClovaConfig]):
         with self._lock:
             self._audio_seconds += probe.duration_s
             self._recognized += 1
+            self._served_s.append(round(time.monotonic() - began, 3))
             call = self._recognized
         text = "" if is_silent(request.body) else config.text.replace(CALL_PLACEHOLDER, str(call))
         return json_response(200, {"text": text})
@@ -233,12 +237,17 @@ class FakeClova(FakeService[ClovaConfig]):
 
     def extra_stats(self) -> dict[str, JsonValue]:
         with self._lock:
-            return {"recognized": self._recognized, "audio_seconds": round(self._audio_seconds, 3)}
+            return {
+                "recognized": self._recognized,
+                "audio_seconds": round(self._audio_seconds, 3),
+                "served_s": list(self._served_s),
+            }
 
     def reset_state(self) -> None:
         with self._lock:
             self._audio_seconds = 0.0
             self._recognized = 0
+            self._served_s = []
 
 
 def start_fake_clova(

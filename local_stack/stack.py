@@ -329,7 +329,7 @@ class Stack:
         ]
         for name, process in exited:
             self.processes.remove((name, process))
-            self.spawn(name, self.commands[name])
+            self.spawn(name, self.commands[name], env=restart_env(self.folder, name))
         return [name for name, _ in exited]
 
     def _check_alive(self) -> None:
@@ -431,6 +431,23 @@ def supervise(
     return 0
 
 
+def restart_env_file(folder: Path, name: str) -> Path:
+    return folder / "restart-env" / f"{name}.json"
+
+
+def set_restart_env(folder: Path, name: str, variables: Mapping[str, str]) -> None:
+    """Variables the supervisor gives `name` (sensor, worker, warm-worker) the next time
+    it starts it again: a bench stops the process to run it with another setting."""
+    path = restart_env_file(folder, name)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(dict(variables)))
+
+
+def restart_env(folder: Path, name: str) -> dict[str, str]:
+    path = restart_env_file(folder, name)
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
 def warm_worker_command() -> list[str]:
     return [PREFECT_CLI, "worker", "start", "--pool", WARM_WORK_POOL, "--type", "warm"]
 
@@ -513,3 +530,12 @@ def stack_command(
         text=True,
         check=False,
     )
+
+
+def stack_up(folder: Path, engines: str = FAKE_ENGINES) -> dict[str, str]:
+    """Start a stack in `folder` (its output on stderr if it fails); its endpoints."""
+    started = stack_command("up", folder, engines)
+    if started.returncode != 0:
+        print(started.stdout, started.stderr, file=sys.stderr)
+        raise RuntimeError("the local stack failed to start")
+    return read_stack_env(folder)

@@ -94,6 +94,8 @@ def test_recognizes_flac_and_wav(client: httpx.Client, audio: dict[str, bytes]) 
     assert stats["requests"] == 2
     assert stats["recognized"] == 2
     assert stats["audio_seconds"] == pytest.approx(4.0, abs=0.1)
+    # One served time per recognised call (what the latency bench reads per chunk).
+    assert len(stats["served_s"]) == 2 and all(served >= 0 for served in stats["served_s"])
 
 
 def test_sixty_seconds_is_the_last_accepted_length(
@@ -350,6 +352,7 @@ def test_reset_clears_faults_and_stats(client: httpx.Client, audio: dict[str, by
     assert client.post("/__admin/reset").json() == {"reset": True}
     stats = client.get("/__admin/stats").json()
     assert (stats["requests"], stats["audio_seconds"], stats["faults_pending"]) == (0, 0, 0)
+    assert stats["served_s"] == []
     assert _stt(client, audio["flac_2s"]).status_code == 200
 
 
