@@ -129,6 +129,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         super().__init__(*args, **kwargs)
         self._held: dict[UUID, HeldRun] = {}
         self._flows: dict[str, Flow[..., Any]] = {}
+        self._entrypoints: dict[UUID, str] = {}  # a redeployed entrypoint needs a restart
         self._flow_lock = threading.Lock()
         self._stopping = anyio.Event()
         self._abandoned: list[UUID] = []
@@ -213,12 +214,15 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
 
     def _flow_for(self, flow_run: FlowRun) -> Flow[..., Any]:
         """The run's flow, loaded from its deployment's entrypoint once per process."""
-        with get_client(sync_client=True) as client:
-            if flow_run.deployment_id is None:
-                raise ValueError(f"flow run {flow_run.id} has no deployment to load a flow from")
-            entrypoint = client.read_deployment(flow_run.deployment_id).entrypoint
+        if flow_run.deployment_id is None:
+            raise ValueError(f"flow run {flow_run.id} has no deployment to load a flow from")
+        entrypoint = self._entrypoints.get(flow_run.deployment_id)
         if entrypoint is None:
-            raise ValueError(f"the deployment of flow run {flow_run.id} has no entrypoint")
+            with get_client(sync_client=True) as client:
+                entrypoint = client.read_deployment(flow_run.deployment_id).entrypoint
+            if entrypoint is None:
+                raise ValueError(f"the deployment of flow run {flow_run.id} has no entrypoint")
+            self._entrypoints[flow_run.deployment_id] = entrypoint
         with self._flow_lock:
             if entrypoint not in self._flows:
                 self._flows[entrypoint] = load_flow_from_entrypoint(
