@@ -8,9 +8,9 @@ from prefect import Flow
 from prefect.client.schemas.objects import FlowRun, State
 
 from flows.tasks import send_callback
-from video_processor.errors import CallbackError, ErrorCode
+from video_processor.errors import CallbackError
 from video_processor.logs import get_logger, job_fields, log_stage
-from video_processor.models import FailedCallback, JobContext
+from video_processor.models import JobContext
 from video_processor.stages import failed_callback
 
 logger = get_logger("hooks")
@@ -54,12 +54,5 @@ def report_cancellation(flow: Flow[..., Any], flow_run: FlowRun, state: State[An
         state=state.name,
         flow_run_id=str(flow_run.id),
     )
-    send_callback(
-        job,
-        FailedCallback(
-            s3_bucket=job.bucket,
-            s3_key=job.key,
-            error_code=ErrorCode.UNKNOWN_ERROR,
-            error_message=f"the job was cancelled: {state.message or 'by an operator'}",
-        ),
-    )
+    reason = f"the job was cancelled: {state.message or 'by an operator'}"
+    send_callback(job, failed_callback(job, None, fallback=reason))

@@ -37,9 +37,9 @@ from prefect.states import AwaitingRetry, Failed
 
 from flows.tasks import send_callback
 from video_processor.config import load_settings
-from video_processor.errors import ErrorCode
 from video_processor.logs import configure_json_logging, get_logger, job_fields, log_stage
-from video_processor.models import FailedCallback, JobContext
+from video_processor.models import JobContext
+from video_processor.stages import failed_callback
 
 logger = get_logger("recovery")
 DEFAULT_MAX_RESCHEDULES = 2
@@ -87,15 +87,8 @@ def _recover(client: SyncPrefectClient, flow_run_id: UUID, max_reschedules: int)
         client.set_flow_run_state(flow_run_id, AwaitingRetry(message=message), force=True)
     elif decision is Decision.GIVE_UP:
         last = (flow_run.state.message if flow_run.state else None) or "no message"
-        send_callback(
-            job,
-            FailedCallback(
-                s3_bucket=job.bucket,
-                s3_key=job.key,
-                error_code=ErrorCode.UNKNOWN_ERROR,
-                error_message=f"the run crashed {crashes} times; last: {last}",
-            ),
-        )
+        reason = f"the run crashed {crashes} times; last: {last}"
+        send_callback(job, failed_callback(job, None, fallback=reason))
         # Failed, so that the sweep does not find it again: the job has its final callback.
         message = f"gave up after {crashes} crashes; FAILED sent"
         client.set_flow_run_state(flow_run_id, Failed(message=message), force=True)
