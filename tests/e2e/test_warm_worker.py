@@ -85,6 +85,7 @@ def test_sigterm_lets_the_run_in_hand_finish_then_the_worker_exits(
 
     job = stack.wait_for_callbacks(job_id)
     successor = wait_for_successor(stack, pid)
+    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)
 
     assert job["final"]["status"] == "DONE"
     assert StateType.CRASHED not in states_of(stack, run_id)
@@ -107,6 +108,7 @@ def test_a_killed_warm_worker_leaves_crashed_runs_that_are_recovered_to_done(
 
     assert job["final"]["status"] == "DONE"
     assert len(job["callbacks"]) == 1
+    wait_for_run_state(stack, f"job-{job_id}", StateType.COMPLETED)  # after the callback
     assert len(stack.flow_runs_named(f"job-{job_id}")) == 1
     states = states_of(stack, run_id)
     assert StateType.CRASHED in states
