@@ -128,6 +128,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
             kwargs["limit"] = self.settings.max_concurrent_runs
         super().__init__(*args, **kwargs)
         self._held: dict[UUID, HeldRun] = {}
+        self._claimed: dict[UUID, FlowRun] = {}  # Pending, not yet handed to a thread
         self._flows: dict[str, Flow[..., Any]] = {}
         self._entrypoints: dict[UUID, str] = {}  # a redeployed entrypoint needs a restart
         self._flow_lock = threading.Lock()
@@ -162,6 +163,21 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
                     extra={"stage": "WORKER_EXIT", "flow_run_ids": self._abandoned},
                 )
                 os._exit(EXIT_ABANDONED_RUNS)
+
+    async def _propose_pending_state(self, flow_run: FlowRun) -> bool:
+        """Prefect's claim, and at once this worker's first heartbeat for the run: if the
+        worker dies before the run starts, the zombie automation still recognises it."""
+        claimed = await super()._propose_pending_state(flow_run)
+        if claimed:
+            self._claimed[flow_run.id] = flow_run
+            _emit_heartbeat(flow_run)
+        return claimed
+
+    async def _submit_run(self, flow_run: FlowRun) -> None:
+        try:
+            await super()._submit_run(flow_run)
+        finally:  # started (then held) or refused: no longer only claimed
+            self._claimed.pop(flow_run.id, None)
 
     async def run(
         self,
@@ -271,14 +287,16 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         while not self._stopping.is_set():
             with anyio.move_on_after(self.settings.cancel_poll_seconds):
                 await self._stopping.wait()
-            if not self._held:
+            if not self._held and not self._claimed:
                 continue
             try:
-                await self._request_cancellations()
+                if self._held:
+                    await self._request_cancellations()
                 if time.monotonic() - last_heartbeat >= self.settings.heartbeat_seconds:
                     last_heartbeat = time.monotonic()
-                    for held in list(self._held.values()):
-                        _emit_heartbeat(held.flow_run)
+                    runs = {**self._claimed, **{id_: h.flow_run for id_, h in self._held.items()}}
+                    for flow_run in runs.values():
+                        _emit_heartbeat(flow_run)
             except Exception:
                 logger.warning("watching held runs failed; trying again", exc_info=True)
 
