@@ -29,11 +29,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.results import ResultStore, get_result_store
 
 from flows import cancellation, runtime
 from flows.retry_tally import count_retries
+from flows.slots import engine_slot
 from video_processor import outbox, s3, stages
 from video_processor.config import concurrency_limit_name
 from video_processor.errors import CallbackError, is_retryable
@@ -126,7 +126,7 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
     """The whole transcript: every chunk at once (the engine's global concurrency limit
     paces them across runs), stitched in order; a long-form engine takes the video."""
     if plan.stt_takes_whole_media:
-        with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+        with engine_slot(concurrency_limit_name("stt", plan.stt_engine)):
             return stages.transcribe_media(
                 runtime.s3_client(), runtime.media_engine(plan), job, manifest.video_duration_s
             )
@@ -149,11 +149,11 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
 def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> ChunkTranscript:
     """One chunk, from the result store when an earlier attempt already transcribed it."""
     key = chunk_result_key(chunk, plan)
-    if store.exists(key):
-        record = store.read(key)
-        return ChunkTranscript.model_validate(record.result)
+    stored = _read_stored_chunk(store, key)
+    if stored is not None:
+        return stored
     cancellation.raise_if_requested()
-    with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+    with engine_slot(concurrency_limit_name("stt", plan.stt_engine)):
         throttle = runtime.request_throttle("stt", plan.stt_engine)
         if throttle is not None:
             throttle()
@@ -165,6 +165,16 @@ def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> 
         )
     store.write(part, key=key)
     return part
+
+
+def _read_stored_chunk(store: ResultStore, key: str) -> ChunkTranscript | None:
+    """The chunk's transcript if an earlier attempt stored it: one read, any failure a miss
+    (as `ResultStore.exists` treats it), so at worst the chunk is transcribed again."""
+    try:
+        record = store.read(key)
+    except Exception:
+        return None
+    return ChunkTranscript.model_validate(record.result)
 
 
 def chunk_result_key(chunk: AudioChunk, plan: RunPlan) -> str:
@@ -213,7 +223,7 @@ class ChunkProgress:
 def summarize(job: JobContext, transcript: Transcript, plan: RunPlan) -> Summary:
     """Summarise the transcript (cached: a retry never pays for it twice)."""
     summarizer = runtime.summarizer(plan)
-    with concurrency(concurrency_limit_name("llm", plan.llm_engine), occupy=1, strict=True):
+    with engine_slot(concurrency_limit_name("llm", plan.llm_engine)):
         return summarizer.summarize(transcript)
 
 
