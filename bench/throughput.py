@@ -362,10 +362,13 @@ class Bench:
         url = f"{self.env['PREFECT_API_URL']}/events/count-by/event"
         occurred = {"since": since.isoformat(), "until": until.isoformat()}
         runs = {"any_resource": {"id": [f"prefect.flow-run.{run_id}" for run_id in run_ids]}}
+        # The stack's server asks for its credential (HTTP basic, `user:password`).
+        user, _, password = self.env.get("PREFECT_API_AUTH_STRING", "").partition(":")
+        auth = (user, password) if user else None
         counts = []
         for extra in (runs, {}):
             body = {"filter": {"occurred": occurred, **extra}, "time_unit": "day"}
-            response = httpx.post(url, json=body, timeout=60)
+            response = httpx.post(url, json=body, timeout=60, auth=auth)
             response.raise_for_status()
             counts.append(Counter({row["value"]: row["count"] for row in response.json()}))
         return counts[0], counts[1]
