@@ -8,7 +8,7 @@ import pytest
 
 from bench.latency import CSR_TEXT, parse_modes
 from bench.latency_model import ISSUE_MODEL, chunk_durations, makespan
-from video_processor.llm.gate import repeated_ngram_ratio
+from video_processor.llm.gate import is_dominated, repeated_ngram_ratio
 
 
 def test_the_issue_model():
@@ -43,3 +43,7 @@ def test_sequential_modes_parse():
 def test_the_fake_csr_text_passes_the_quality_gate_on_long_videos():
     transcript = " ".join(CSR_TEXT.replace("{call}", str(call)) for call in range(1, 67))
     assert repeated_ngram_ratio(transcript) == 0.0
+
+
+def test_no_word_dominates_a_chunk_of_the_fake_csr_text():
+    assert not any(is_dominated(CSR_TEXT.replace("{call}", str(call))) for call in range(1, 200))
