@@ -1,7 +1,8 @@
 """The packages' dependency rule: each imports only the layers below it.
 
 video_processor (stage logic) < blocks (configuration) < flows < sensors, workers,
-operations. Imports inside functions and under TYPE_CHECKING count too.
+operations (none of these three imports another). Nothing in the product imports the
+tooling (local_stack, bench). Imports inside functions and under TYPE_CHECKING count too.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ABOVE_THE_PIPELINE = {"flows", "sensors", "workers", "operations", "local_stack", "bench"}
+TOOLING = {"local_stack", "bench"}
+TOP = {"sensors", "workers", "operations"}
 NOT_IMPORTED_BY = {
-    "video_processor": ABOVE_THE_PIPELINE | {"blocks"},
-    "blocks": ABOVE_THE_PIPELINE,
-    "flows": ABOVE_THE_PIPELINE - {"flows"},
+    "video_processor": TOP | TOOLING | {"flows", "blocks"},
+    "blocks": TOP | TOOLING | {"flows"},
+    "flows": TOP | TOOLING,
+    **{package: TOP - {package} | TOOLING for package in TOP},
 }
 
 
