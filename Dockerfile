@@ -20,7 +20,7 @@ ENV PYTHONUNBUFFERED=1 \
 RUN useradd --create-home --uid 10001 --user-group app
 
 # FFmpeg from Debian's source package, with only what the pipeline uses (video_processor/
-# audio.py: the demuxers and protocols it allows, every audio decoder, its filters, raw PCM
+# ffmpeg.py: the demuxers and protocols it allows, every audio decoder, its filters, raw PCM
 # out): 12 MB instead of the 585 MB of Debian's ffmpeg package and its libraries.
 FROM base AS ffmpeg
 RUN --mount=type=secret,id=ca_bundle \

@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy video_processor flows blocks sensors local_stack bench workers
+	$(VENV)/bin/mypy video_processor flows blocks sensors operations local_stack bench workers
 
 test: lint typecheck
 	@scripts/install-system-deps.sh --postgres

@@ -10,7 +10,7 @@ fixed seeds; SNR is the ratio of the clean clip's mean power (pauses included) t
 noise's. A mix whose peak would clip is scaled down as a whole (SNR unchanged).
 
 Each condition goes through each audio profile exactly as the pipeline runs it:
-``video_processor.audio.extract_audio_chunks`` with ``filter_chain(profile)`` (the real
+``video_processor.chunking.extract_audio_chunks`` with ``filter_chain(profile)`` (the real
 FFmpeg, mono 16 kHz WAV chunks of 55 s), then the ``local`` engine configured for English
 (``LocalWhisperSpeechToText(language="en")``, Whisper base int8, greedy, VAD on).
 
@@ -43,8 +43,9 @@ import jiwer
 import numpy as np
 import numpy.typing as npt
 
-from video_processor.audio import SAMPLE_RATE_HZ, extract_audio_chunks, filter_chain
+from video_processor.chunking import extract_audio_chunks
 from video_processor.config import AudioProfile
+from video_processor.ffmpeg import SAMPLE_RATE_HZ, filter_chain
 from video_processor.models import AudioChunk
 
 Signal = npt.NDArray[np.float64]
@@ -66,7 +67,7 @@ FFMPEG_TIMEOUT_S = 120.0
 INT16_MAX = 32767
 CLIP_PEAK = 0.99
 # Simpler first: a tie in mean WER goes to the profile with less processing.
-PROFILE_ORDER = (AudioProfile.NONE, AudioProfile.HIGHPASS, AudioProfile.SEED)
+PROFILE_ORDER = (AudioProfile.NONE, AudioProfile.HIGHPASS, AudioProfile.DENOISE)
 NUMBER_WORDS = {
     "0": "zero",
     "1": "one",

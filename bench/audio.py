@@ -9,7 +9,7 @@ For each audio profile, on that same file, alternately and ``--repeats`` times:
 
 - filter only: FFmpeg decodes the audio, runs the profile's ``filter_chain`` and writes
   mono 16 kHz 16-bit WAV to a file (no silence detection, no cutting);
-- audio stage: ``video_processor.audio.extract_audio_chunks`` as the pipeline calls it
+- audio stage: ``video_processor.chunking.extract_audio_chunks`` as the pipeline calls it
   (decode, chain, silence detection, cutting into WAV chunks of at most 55 s).
 
 Figures: wall-clock seconds (best and median), CPU seconds (FFmpeg plus, for the stage,
@@ -40,18 +40,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from video_processor.audio import (
-    INPUT_DEMUXERS,
-    INPUT_PROTOCOLS,
-    SAMPLE_RATE_HZ,
+from video_processor.chunking import (
     SILENCE_MIN_S,
     SILENCE_NOISE_DB,
     ExtractedChunk,
     extract_audio_chunks,
+)
+from video_processor.config import AudioProfile, Settings
+from video_processor.ffmpeg import (
+    INPUT_DEMUXERS,
+    INPUT_PROTOCOLS,
+    SAMPLE_RATE_HZ,
     filter_chain,
     probe_media,
 )
-from video_processor.config import AudioProfile, Settings
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "audio.json"
 TEXT = (

@@ -207,11 +207,11 @@ class StackSession:
 
 
 def bootstrap(session: StackSession, overrides: Mapping[str, str]) -> None:
-    """Run ``python -m blocks.bootstrap`` again (blocks, global concurrency limits) with
+    """Run ``python -m operations.bootstrap`` again (blocks, global concurrency limits) with
     `overrides` in its environment; its output goes to logs/bootstrap.log."""
     with (session.logs / "bootstrap.log").open("ab") as output:
         subprocess.run(
-            [sys.executable, "-m", "blocks.bootstrap"],
+            [sys.executable, "-m", "operations.bootstrap"],
             cwd=REPO_ROOT,
             env={**os.environ, **session.env, **overrides},
             stdout=output,

@@ -9,7 +9,7 @@ CLOVA CSR 0.5 s + 0.15 × chunk seconds, CLOVA Speech 1 s + 0.05 × audio second
 2 s + 15 ms × output tokens). The stack's fake-mode settings are then adjusted for
 realistic latencies, through the stack's own means:
 
-- ``python -m blocks.bootstrap`` again with the production client timeouts (CLOVA 60 s,
+- ``python -m operations.bootstrap`` again with the production client timeouts (CLOVA 60 s,
   Claude 120 s; the stack's fake mode uses a few seconds, less than one 55 s chunk takes)
   and ``CLOVA_CSR_CONCURRENCY`` = room for every chunk of the video (``--concurrency``,
   default two slots per 55 s), which resizes the ``stt-clova-csr`` global limit;

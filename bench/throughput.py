@@ -6,7 +6,7 @@ Run: ``python -m bench.throughput [--n 100] [--sequential-n 10] [--modes warm,..
 ``database`` in the report) in a temporary folder and gives the fakes the latency model
 CLOVA CSR ``0.5 s + 0.15 s × audio seconds`` per chunk and Claude
 ``2 s + 15 ms × output tokens``; the engine blocks get the production timeouts (60 s,
-120 s) instead of the fake mode's 3 s, through ``python -m blocks.bootstrap`` (which
+120 s) instead of the fake mode's 3 s, through ``python -m operations.bootstrap`` (which
 also sets the global concurrency limits, ``--csr-concurrency``/``--claude-concurrency``).
 
 1. **Sequential** (``--sequential-n``, 10): ``bench.sequential_worker``, a seed-style

@@ -42,9 +42,10 @@ from bench.accuracy import (
 from local_stack.sample_video import DEFAULT_KOREAN_TEXT, korean_cer, make_korean_speech_video
 from local_stack.sample_video import _ffmpeg as ffmpeg
 from video_processor import stages
-from video_processor.audio import SAMPLE_RATE_HZ, extract_audio_chunks, filter_chain
+from video_processor.chunking import extract_audio_chunks
 from video_processor.config import Settings
 from video_processor.errors import TranscriptRejected
+from video_processor.ffmpeg import SAMPLE_RATE_HZ, filter_chain
 from video_processor.llm.gate import is_dominated, loop_segments, screen_for_summary
 from video_processor.models import AudioChunk, TimeRange, Transcript
 

@@ -38,7 +38,7 @@ def _require(block_type: type[B], name: str, variable: str) -> B:
     if block is None:
         raise ConfigurationError(
             f"{variable} selects an engine whose block {name!r} does not exist; "
-            "run `python -m blocks.bootstrap` with its credentials set"
+            "run `python -m operations.bootstrap` with its credentials set"
         )
     return block
 

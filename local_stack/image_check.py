@@ -205,9 +205,10 @@ def in_image(docker: Docker, image: str, *command: str) -> subprocess.CompletedP
 
 PYC_CHECK = """
 import importlib.util, sys
-import flows.process_video, sensors.sqs_sensor, prefect.engine, video_processor.audio
-stale = [m.__file__ for m in (flows.process_video, sensors.sqs_sensor, prefect.engine,
-         video_processor.audio) if not __import__("os").path.exists(
+import flows.process_video, sensors.sqs_sensor, operations.bootstrap, prefect.engine
+import video_processor.chunking
+stale = [m.__file__ for m in (flows.process_video, sensors.sqs_sensor, operations.bootstrap,
+         prefect.engine, video_processor.chunking) if not __import__("os").path.exists(
          importlib.util.cache_from_source(m.__file__))]
 sys.exit(f"no bytecode for {stale}" if stale else 0)
 """

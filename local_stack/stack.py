@@ -278,7 +278,7 @@ class Stack:
         )
         self.run("deploy", [PREFECT_CLI, "--no-prompt", "deploy", "--all"])
         # After the deploy: the automations it creates name the deployments.
-        self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
+        self.run("bootstrap", [sys.executable, "-m", "operations.bootstrap"])
         if self.external_workers:
             return
         # The process worker takes the isolated (large) videos and operations runs, whose

@@ -17,12 +17,12 @@ from video_processor.config import (
 from video_processor.errors import ConfigurationError
 
 
-def test_defaults_follow_the_seed(monkeypatch: pytest.MonkeyPatch, tmp_path):
+def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # no .env
     settings = load_settings()
     assert settings.sqs_wait_time_seconds == 10
     assert settings.sqs_visibility_timeout_seconds == 90
-    assert settings.audio_profile is AudioProfile.SEED
+    assert settings.audio_profile is AudioProfile.DENOISE
     assert settings.claude_model != "claude-3-7-sonnet-latest"
 
 
@@ -84,3 +84,14 @@ def test_the_default_model_is_the_newest_current_sonnet_of_the_pinned_sdk():
     listed = typing.get_args(typing.get_args(Model)[0])  # newest first, as the SDK lists them
     sonnets = [m for m in listed if "sonnet" in m and m not in DEPRECATED_MODELS]
     assert Settings().claude_model == DEFAULT_CLAUDE_MODEL == sonnets[0]
+
+
+def test_audio_profile_seed_still_selects_the_denoise_chain(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDIO_PROFILE", "seed")
+    assert load_settings().audio_profile is AudioProfile.DENOISE
+    monkeypatch.setenv("AUDIO_PROFILE", "loud")
+    with pytest.raises(ConfigurationError, match="AUDIO_PROFILE"):
+        load_settings()

@@ -50,7 +50,7 @@ def test_done_callback_has_exactly_the_contract_fields():
             model="m",
             stt_engine="local",
             video_duration=1.5,
-            audio_quality="seed:afftdn",
+            audio_quality="denoise:afftdn",
         ),
     ).model_dump(mode="json")
     assert set(body) == {

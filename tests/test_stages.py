@@ -24,7 +24,7 @@ from video_processor.models import (
 )
 
 OPTIONS = AudioOptions(
-    profile=AudioProfile.SEED,
+    profile=AudioProfile.DENOISE,
     chunk_seconds=10,
     ffmpeg_timeout_s=60,
     max_video_bytes=10**9,
@@ -63,7 +63,7 @@ def test_prepare_audio_stores_chunks_under_the_work_prefix(s3_client, buckets, t
 
     assert [chunk.index for chunk in manifest.chunks] == [0, 1, 2]
     assert manifest.audio_duration_s == pytest.approx(23, abs=0.2)
-    assert manifest.audio_filter.startswith("seed:")
+    assert manifest.audio_filter.startswith("denoise:")
     stored = s3_client.list_objects_v2(Bucket=result_bucket, Prefix=job.work_prefix)
     assert sorted(item["Key"] for item in stored["Contents"]) == [c.key for c in manifest.chunks]
     assert all(c.key.startswith(job.work_prefix) for c in manifest.chunks)

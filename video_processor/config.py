@@ -1,6 +1,6 @@
 """Configuration from the environment and `.env`, validated once at start.
 
-Secrets read here are only used by the block bootstrap (`python -m blocks.bootstrap`),
+Secrets read here are only used by the block bootstrap (`python -m operations.bootstrap`),
 which stores them in Prefect blocks; flow runs load credentials from those blocks.
 """
 
@@ -40,11 +40,16 @@ class LlmEngineName(StrEnum):
 
 
 class AudioProfile(StrEnum):
-    """FFmpeg clean-up chains; `seed` is the original design's chain."""
+    """FFmpeg clean-up chains: band-pass and a denoiser, a high-pass only, or none."""
 
-    SEED = "seed"
+    DENOISE = "denoise"
     HIGHPASS = "highpass"
     NONE = "none"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AudioProfile | None:
+        # `seed`, this chain's name in earlier releases, still selects it.
+        return cls.DENOISE if value == "seed" else None
 
 
 class BlockNames(BaseSettings):
@@ -127,7 +132,7 @@ class Settings(BaseSettings):
     summary_max_chars: Annotated[int, Field(ge=50)] = 800
     # The summary's language, whatever the spoken one (STT_LANGUAGE=auto may detect another).
     summary_language: str = "ko"
-    # Summary quality, long transcripts and cost (issue 5; README "Summaries").
+    # Summary quality, long transcripts and cost (README "Summaries").
     summary_min_chars: Annotated[int, Field(ge=1)] = 100
     llm_single_call_max_input_tokens: Annotated[int, Field(ge=1000)] = 30_000
     llm_chunk_max_input_tokens: Annotated[int, Field(ge=500)] = 12_000
@@ -154,7 +159,7 @@ class Settings(BaseSettings):
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     retry_delay_seconds: Annotated[float, Field(ge=0)] = 5.0
 
-    audio_profile: AudioProfile = AudioProfile.SEED
+    audio_profile: AudioProfile = AudioProfile.DENOISE
     audio_chunk_seconds: Annotated[float, Field(gt=1, le=CLOVA_CSR_MAX_AUDIO_SECONDS - 5)] = 55.0
     ffmpeg_timeout_seconds: Annotated[float, Field(gt=0)] = 1800.0
     max_video_bytes: Annotated[int, Field(gt=0)] = 2 * 1024**3

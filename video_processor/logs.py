@@ -1,4 +1,4 @@
-"""JSON logs, one object a line, with the job's identity and the seed's stage names."""
+"""JSON logs, one object a line, with the job's identity and its stage names."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from video_processor import audio, s3, subtitles
+from video_processor import chunking, ffmpeg, s3, subtitles
 from video_processor.errors import AudioError, PipelineError, error_code_of
 from video_processor.llm.gate import loop_segments
 from video_processor.logs import get_logger, job_fields, stage
@@ -73,12 +73,12 @@ def prepare_audio(
             done["size_bytes"] = s3.download_file(client, job.bucket, job.key, video)
         download_ms = done["duration_ms"]
 
-        chain, label = audio.filter_chain(options.profile)
+        chain, label = ffmpeg.filter_chain(options.profile)
         with stage(logger, "FFMPEG", context, audio_filter=label) as done:
-            info = _checked(audio.probe_media(video), options)
+            info = _checked(ffmpeg.probe_media(video), options)
             chunks_dir = workspace / "chunks"
             chunks_dir.mkdir()
-            extracted = audio.extract_audio_chunks(
+            extracted = chunking.extract_audio_chunks(
                 video,
                 chunks_dir,
                 chain=chain,
@@ -123,7 +123,7 @@ def probe_upload(client: Any, job: JobContext, options: AudioOptions) -> AudioMa
     _check_size(client, job, options)
     with stage(logger, "FFMPEG", context, audio_filter="none", probe_only=True) as done:
         url = s3.presigned_get_url(client, job.bucket, job.key, PROBE_URL_TTL_S)
-        info = _checked(audio.probe_media(url), options)
+        info = _checked(ffmpeg.probe_media(url), options)
         done.update(video_duration_s=info.duration_s, chunks=0)
     return AudioManifest(
         chunks=[],
@@ -141,7 +141,7 @@ def _check_size(client: Any, job: JobContext, options: AudioOptions) -> None:
         )
 
 
-def _checked(info: audio.MediaInfo, options: AudioOptions) -> audio.MediaInfo:
+def _checked(info: ffmpeg.MediaInfo, options: AudioOptions) -> ffmpeg.MediaInfo:
     if not info.has_audio:
         raise AudioError("the upload has no audio stream")
     if info.duration_s > options.max_video_duration_s:

@@ -23,7 +23,7 @@ from bench.accuracy import (
     summarise,
     write_wav,
 )
-from video_processor.audio import SAMPLE_RATE_HZ
+from video_processor.ffmpeg import SAMPLE_RATE_HZ
 
 
 def test_normaliser_lowercases_strips_markup_and_punctuation():
@@ -89,16 +89,16 @@ def test_wav_round_trip_and_join(tmp_path: Path):
 
 def test_summary_means_wins_and_recommendation():
     results = {
-        "clean": {"none": {"wer": 0.1, "cer": 0.05}, "seed": {"wer": 0.1, "cer": 0.05}},
-        "white@0dB": {"none": {"wer": 0.3, "cer": 0.2}, "seed": {"wer": 0.5, "cer": 0.3}},
+        "clean": {"none": {"wer": 0.1, "cer": 0.05}, "denoise": {"wer": 0.1, "cer": 0.05}},
+        "white@0dB": {"none": {"wer": 0.3, "cer": 0.2}, "denoise": {"wer": 0.5, "cer": 0.3}},
     }
-    summary = summarise(results, ["seed", "none"])
+    summary = summarise(results, ["denoise", "none"])
     assert summary["mean"]["none"]["wer"] == pytest.approx(0.2)
-    assert summary["mean_noisy"]["seed"]["wer"] == pytest.approx(0.5)
-    assert summary["wins"] == {"seed": 1, "none": 2}
+    assert summary["mean_noisy"]["denoise"]["wer"] == pytest.approx(0.5)
+    assert summary["wins"] == {"denoise": 1, "none": 2}
     assert summary["recommended_default"] == "none"
     # A tie goes to the simpler profile.
-    assert recommend({"seed": {"wer": 0.2}, "highpass": {"wer": 0.2}}) == "highpass"
+    assert recommend({"denoise": {"wer": 0.2}, "highpass": {"wer": 0.2}}) == "highpass"
 
 
 @pytest.mark.skipif(not DATA_ROOT.exists(), reason="pocketsphinx-testdata is not installed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.transcripts import coverage, english_wer, music
 from local_stack.sample_video import korean_cer
-from video_processor.audio import SAMPLE_RATE_HZ
+from video_processor.ffmpeg import SAMPLE_RATE_HZ
 from video_processor.models import AudioChunk, TimeRange, Transcript, TranscriptSegment
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,17 @@ def test_compose_deploys_what_the_sensor_routes_to_and_a_worker_polls_each_pool(
     for deployment in ("process-video-warm", "process-video-local"):
         assert f"--name {deployment}" in setup
         assert named[deployment]["work_pool"]["name"] in polled
-    assert setup.index("deploy") < setup.index("blocks.bootstrap")  # automations name them
+    assert setup.index("deploy") < setup.index("operations.bootstrap")  # automations name them
+
+
+def test_the_image_installs_and_copies_every_package_of_the_product() -> None:
+    """A package left out of pyproject's list or the build context breaks only the image."""
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "bench"}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {pattern.removesuffix("*") for pattern in include} == packages
+    context = (ROOT / ".dockerignore").read_text().splitlines()
+    assert packages <= {line.removeprefix("!") for line in context if line.startswith("!")}
 
 
 # --- prefect.yaml --------------------------------------------------------------------

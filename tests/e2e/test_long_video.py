@@ -1,4 +1,4 @@
-"""End to end: a 30-minute video (issue 6) is transcribed over its whole length.
+"""End to end: a 30-minute video is transcribed over its whole length.
 
 The video is generated (a flat 1 fps picture and a tremolo tone that is never silent), so
 the fake CLOVA CSR recognises every chunk. It answers each call with a numbered sentence:

@@ -1,4 +1,4 @@
-"""End to end: a spoken prompt-injection attempt reaches the model as data (issue 3).
+"""End to end: a spoken prompt-injection attempt reaches the model as data.
 
 The fake CLOVA "hears" a Korean injection attempt that tries to close the transcript tag
 and give new instructions. What this test can and cannot show:

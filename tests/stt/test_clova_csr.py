@@ -8,7 +8,7 @@ import pytest
 from local_stack.fake_clova import ClovaConfig, FakeClova, start_fake_clova
 from local_stack.http_fake import FakeHTTPServer, Fault
 from local_stack.sample_video import make_tone_video
-from video_processor import audio
+from video_processor import chunking
 from video_processor.errors import SpeechToTextError, SpeechToTextTimeout
 from video_processor.models import AudioChunk
 from video_processor.stt.clova_csr import ClovaCsrSpeechToText
@@ -32,7 +32,7 @@ def _fresh(fake: FakeHTTPServer[FakeClova]) -> None:
 def chunk_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AudioChunk]:
     folder = tmp_path_factory.mktemp("csr")
     video = make_tone_video(folder / "v.mp4", seconds=3)
-    [piece] = audio.extract_audio_chunks(video, folder, chain="", chunk_seconds=55, timeout_s=60)
+    [piece] = chunking.extract_audio_chunks(video, folder, chain="", chunk_seconds=55, timeout_s=60)
     return piece.path, AudioChunk(
         index=2,
         key="k",

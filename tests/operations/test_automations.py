@@ -2,7 +2,7 @@
 
 import uuid
 
-from flows.automations import (
+from operations.automations import (
     CRASH_AUTOMATION,
     START_AUTOMATION,
     ZOMBIE_AUTOMATION,

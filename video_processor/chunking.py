@@ -1,11 +1,13 @@
-"""FFmpeg: probing the upload and extracting mono 16 kHz audio in STT-sized chunks."""
+"""Cutting the decoded audio into STT-sized chunks at pauses between sentences.
+
+One FFmpeg pass decodes the upload to raw PCM (`ffmpeg.decode_to_pcm`); a numpy scan finds
+its silences, the plan cuts each chunk in the latest one that fits, and each chunk is
+written as a WAV file with where it has sound and whether its floor is broadband noise.
+"""
 
 from __future__ import annotations
 
 import bisect
-import functools
-import json
-import subprocess
 import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,14 +16,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from video_processor.config import AudioProfile
 from video_processor.errors import AudioError
+from video_processor.ffmpeg import SAMPLE_BYTES, SAMPLE_RATE_HZ, decode_to_pcm
 
-SAMPLE_RATE_HZ = 16_000
-SAMPLE_BYTES = 2  # 16-bit mono
-PROBE_TIMEOUT_S = 60
-STDERR_TAIL_CHARS = 400
-DENOISE_FILTERS = ("afftdn", "anlmdn")
 # A pause between sentences: every sample under -35 dBFS for 0.3 s, checked in 10 ms frames
 # (espeak-ng's sentence pauses are ~0.4 s; stops inside words are much shorter).
 # Chunks are cut in such pauses, so that no word is split between two STT requests.
@@ -34,26 +31,11 @@ MIN_TAIL_S = 1.0
 SCAN_BLOCK_BYTES = FRAME_SAMPLES * SAMPLE_BYTES * 4096
 COPY_BLOCK_BYTES = 1 << 20
 PCM_NAME = "audio.pcm"
-# An upload may only be read as the one local file it is: no network or nested protocols,
-# and only container demuxers. Playlist demuxers (hls, concat, …) are refused because
-# their entries can name other local files, which the protocol whitelist alone allows.
-INPUT_PROTOCOLS = "file"
-# A presigned URL of the upload, for engines that fetch the video themselves (probe only).
-URL_PROTOCOLS = "http,https,tls,tcp"
-INPUT_DEMUXERS = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,wav,mp3,aac,flac"
-_INPUT_RESTRICTIONS = ("-protocol_whitelist", INPUT_PROTOCOLS, "-format_whitelist", INPUT_DEMUXERS)
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    duration_s: float
-    has_audio: bool
-
 
 # Broadband noise: the quietest fifth of a chunk's 32 ms frames (the floor under speech)
 # is loud and spectrally flat over 250-3500 Hz (the band every audio profile keeps), as
 # white or pink noise is; a pause in clean speech is near silent, and a tone, hum or music
-# floor is far from flat. Measured (after the `seed` chain and without it): white and pink
+# floor is far from flat. Measured (after the `denoise` chain and without it): white and pink
 # noise at 0-10 dB SNR under speech, floors of -24 to -35 dBFS, flatness 0.57; clean
 # speech floors -45 dBFS (espeak-ng in AAC) to -74 dBFS; synthetic music flatness 0.0.
 NOISE_FRAME_SAMPLES = 512
@@ -85,74 +67,6 @@ class ChunkPlan:
     at_silence: bool
 
 
-@functools.cache
-def available_denoise_filter(ffmpeg: str = "ffmpeg") -> str | None:
-    """The first denoise filter this FFmpeg build has (probed once per process)."""
-    listing = subprocess.run(
-        [ffmpeg, "-hide_banner", "-filters"],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT_S,
-        check=False,
-    ).stdout
-    names = {line.split()[1] for line in listing.splitlines() if len(line.split()) > 1}
-    return next((name for name in DENOISE_FILTERS if name in names), None)
-
-
-def filter_chain(profile: AudioProfile, ffmpeg: str = "ffmpeg") -> tuple[str, str]:
-    """The `-af` chain for a profile and a label for it (what `audio_quality` reports)."""
-    if profile is AudioProfile.NONE:
-        return "", "none"
-    if profile is AudioProfile.HIGHPASS:
-        return "highpass=f=200", "highpass"
-    denoise = available_denoise_filter(ffmpeg)
-    chain = "highpass=f=200,lowpass=f=3800" + (f",{denoise}" if denoise else "")
-    return chain, f"seed:{denoise or 'basic'}"
-
-
-def _tail(text: str) -> str:
-    return text.strip()[-STDERR_TAIL_CHARS:]
-
-
-def probe_media(source: Path | str, ffprobe: str = "ffprobe") -> MediaInfo:
-    """Duration and audio presence; an undecodable file is an AudioError saying so.
-
-    ``source`` is the downloaded file, or a presigned URL of the upload: then HTTP(S) is
-    the only protocol allowed, and ffprobe reads just the parts it needs.
-    """
-    protocols = INPUT_PROTOCOLS if isinstance(source, Path) else URL_PROTOCOLS
-    result = subprocess.run(
-        [
-            ffprobe,
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            protocols,
-            "-format_whitelist",
-            INPUT_DEMUXERS,
-            "-of",
-            "json",
-            "-show_entries",
-            "format=duration:stream=codec_type",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=PROBE_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode != 0:
-        detail = _tail(result.stderr.replace(str(source), "upload"))
-        raise AudioError(f"the upload is not a decodable media file: {detail}")
-    report = json.loads(result.stdout or "{}")
-    streams = report.get("streams", [])
-    has_audio = any(stream.get("codec_type") == "audio" for stream in streams)
-    if not streams:
-        raise AudioError("the upload is not a decodable media file: no streams found")
-    duration = float(report.get("format", {}).get("duration") or 0.0)
-    return MediaInfo(duration_s=duration, has_audio=has_audio)
-
-
 def extract_audio_chunks(
     video: Path,
     out_dir: Path,
@@ -171,7 +85,7 @@ def extract_audio_chunks(
     sample counts, so offsets and durations are exact.
     """
     pcm = out_dir / PCM_NAME
-    _decode(video, pcm, chain=chain, timeout_s=timeout_s, ffmpeg=ffmpeg)
+    decode_to_pcm(video, pcm, chain=chain, timeout_s=timeout_s, ffmpeg=ffmpeg)
     total = pcm.stat().st_size // SAMPLE_BYTES
     if total == 0:
         raise AudioError("audio extraction produced no audio")
@@ -188,41 +102,6 @@ def extract_audio_chunks(
     chunks = _write_chunks(pcm, out_dir, plan, silences)
     pcm.unlink()
     return chunks
-
-
-def _decode(video: Path, pcm: Path, *, chain: str, timeout_s: float, ffmpeg: str) -> None:
-    """Decode the first audio stream, run ``chain``, write mono 16 kHz s16 raw ``pcm``."""
-    command = [
-        ffmpeg,
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "error",
-        *_INPUT_RESTRICTIONS,
-        "-i",
-        str(video),
-        "-map",
-        "0:a:0",
-        "-vn",
-        *(["-af", chain] if chain else []),
-        "-ac",
-        "1",
-        "-ar",
-        str(SAMPLE_RATE_HZ),
-        "-c:a",
-        "pcm_s16le",
-        "-f",
-        "s16le",
-        str(pcm),
-    ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AudioError(f"audio extraction took longer than {timeout_s:.0f} s") from exc
-    if result.returncode != 0:
-        raise AudioError(f"audio extraction failed: {_tail(result.stderr)}")
 
 
 def find_silences(pcm: Path, total: int) -> list[tuple[int, int]]:

@@ -1,4 +1,4 @@
-"""Set up Prefect from the environment: `python -m blocks.bootstrap`.
+"""Set up Prefect from the environment: `python -m operations.bootstrap`.
 
 Blocks (credentials and endpoints), the expiry of intermediate objects in the result
 bucket, the engines' global concurrency limits, and the crash-recovery automations (once
@@ -21,7 +21,7 @@ from blocks.backend import BackendCallback
 from blocks.claude import ClaudeCredentials
 from blocks.clova import ClovaCsrCredentials
 from blocks.clova_speech import ClovaSpeechCredentials
-from flows.automations import ensure_automations
+from operations.automations import ensure_automations
 from video_processor import s3
 from video_processor.config import Settings, concurrency_limits, load_settings, rate_limits
 from video_processor.errors import ConfigurationError, StorageError

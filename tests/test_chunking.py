@@ -1,4 +1,4 @@
-"""The audio stage against the real FFmpeg binary."""
+"""Chunk planning: silences, cuts, sound ranges and noise, on audio FFmpeg decodes."""
 
 import itertools
 import subprocess
@@ -8,48 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from local_stack.sample_video import make_corrupt_video, make_tone_video, make_video_without_audio
-from video_processor import audio
-from video_processor.config import AudioProfile
-from video_processor.errors import AudioError
-
-
-def test_installed_ffmpeg_has_a_denoise_filter_and_the_seed_chain_uses_it():
-    denoise = audio.available_denoise_filter()
-    chain, label = audio.filter_chain(AudioProfile.SEED)
-    assert denoise in ("afftdn", "anlmdn")
-    assert chain == f"highpass=f=200,lowpass=f=3800,{denoise}"
-    assert label == f"seed:{denoise}"
-
-
-def test_seed_chain_falls_back_to_basic_filtering_without_denoise(
-    monkeypatch: pytest.MonkeyPatch,
-):
-    monkeypatch.setattr(audio, "available_denoise_filter", lambda ffmpeg="ffmpeg": None)
-    assert audio.filter_chain(AudioProfile.SEED) == ("highpass=f=200,lowpass=f=3800", "seed:basic")
-
-
-def test_other_profiles():
-    assert audio.filter_chain(AudioProfile.NONE) == ("", "none")
-    assert audio.filter_chain(AudioProfile.HIGHPASS) == ("highpass=f=200", "highpass")
-
-
-def test_probe_reads_duration_and_audio_presence(tmp_path: Path):
-    info = audio.probe_media(make_tone_video(tmp_path / "a.mp4", seconds=4))
-    assert info.has_audio
-    assert info.duration_s == pytest.approx(4, abs=0.2)
-    assert not audio.probe_media(make_video_without_audio(tmp_path / "b.mp4", seconds=2)).has_audio
-
-
-def test_undecodable_file_is_an_ffmpeg_failure_that_says_so(tmp_path: Path):
-    with pytest.raises(AudioError, match="not a decodable media file") as caught:
-        audio.probe_media(make_corrupt_video(tmp_path / "c.mp4"))
-    assert caught.value.code == "FFMPEG_FAILED"
+from local_stack.sample_video import make_tone_video
+from video_processor import chunking, ffmpeg
 
 
 def _write_wav(path: Path, expression: str, seconds: float) -> Path:
     """A 16 kHz mono WAV upload of the ``aevalsrc`` expression (exact sample positions)."""
-    source = f"aevalsrc='{expression}':s={audio.SAMPLE_RATE_HZ}:d={seconds}"
+    source = f"aevalsrc='{expression}':s={ffmpeg.SAMPLE_RATE_HZ}:d={seconds}"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source, str(path)],
         check=True,
@@ -63,14 +28,14 @@ BURSTS = "if(lt(mod(t,9),7.5),0.5*sin(2*PI*300*t),0)"
 TONE = "0.5*sin(2*PI*300*t)"
 
 
-def _extract(upload: Path, out: Path, chunk_seconds: float) -> list[audio.ExtractedChunk]:
+def _extract(upload: Path, out: Path, chunk_seconds: float) -> list[chunking.ExtractedChunk]:
     out.mkdir()
-    return audio.extract_audio_chunks(
+    return chunking.extract_audio_chunks(
         upload, out, chain="highpass=f=200", chunk_seconds=chunk_seconds, timeout_s=60
     )
 
 
-def _assert_contiguous(chunks: list[audio.ExtractedChunk], seconds: float, limit: float) -> None:
+def _assert_contiguous(chunks: list[chunking.ExtractedChunk], seconds: float, limit: float) -> None:
     assert chunks[0].start_s == 0
     for previous, chunk in itertools.pairwise(chunks):
         assert chunk.start_s == pytest.approx(previous.start_s + previous.duration_s, abs=1e-9)
@@ -79,7 +44,7 @@ def _assert_contiguous(chunks: list[audio.ExtractedChunk], seconds: float, limit
         assert chunk.duration_s <= limit
         with wave.open(str(chunk.path), "rb") as wav:
             assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (1, 16_000, 2)
-            assert wav.getnframes() == round(chunk.duration_s * audio.SAMPLE_RATE_HZ)
+            assert wav.getnframes() == round(chunk.duration_s * ffmpeg.SAMPLE_RATE_HZ)
 
 
 def test_chunks_are_cut_in_the_latest_silence_that_fits(tmp_path: Path):
@@ -103,7 +68,7 @@ def test_without_silences_chunks_are_cut_hard_at_the_limit(tmp_path: Path):
     assert not any(chunk.cut_at_silence for chunk in chunks)
     # CLOVA CSR: at most 60 s and 3 MB per request.
     assert chunks[0].path.stat().st_size < 3_000_000
-    assert audio.probe_media(chunks[0].path).duration_s == pytest.approx(55, abs=0.01)
+    assert ffmpeg.probe_media(chunks[0].path).duration_s == pytest.approx(55, abs=0.01)
 
 
 def test_a_video_upload_is_cut_as_requested(tmp_path: Path):
@@ -116,8 +81,8 @@ def test_a_video_upload_is_cut_as_requested(tmp_path: Path):
 def test_small_read_blocks_give_the_same_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     upload = _write_wav(tmp_path / "bursts.wav", BURSTS, seconds=40)
     expected = _extract(upload, tmp_path / "large", chunk_seconds=20)
-    monkeypatch.setattr(audio, "SCAN_BLOCK_BYTES", audio.FRAME_SAMPLES * 2 * 7)
-    monkeypatch.setattr(audio, "COPY_BLOCK_BYTES", 1000)
+    monkeypatch.setattr(chunking, "SCAN_BLOCK_BYTES", chunking.FRAME_SAMPLES * 2 * 7)
+    monkeypatch.setattr(chunking, "COPY_BLOCK_BYTES", 1000)
     streamed = _extract(upload, tmp_path / "small", chunk_seconds=20)
     assert [(c.start_s, c.duration_s) for c in streamed] == [
         (c.start_s, c.duration_s) for c in expected
@@ -130,17 +95,17 @@ def _pcm(path: Path, *pieces: tuple[float, float]) -> Path:
     """Raw 16-bit PCM of (seconds, amplitude) pieces: a 300 Hz tone, or silence at 0."""
     parts = []
     for seconds, amplitude in pieces:
-        t = np.arange(round(seconds * audio.SAMPLE_RATE_HZ)) / audio.SAMPLE_RATE_HZ
+        t = np.arange(round(seconds * ffmpeg.SAMPLE_RATE_HZ)) / ffmpeg.SAMPLE_RATE_HZ
         parts.append(amplitude * 32767 * np.sin(2 * np.pi * 300 * t))
     path.write_bytes(np.concatenate(parts).astype("<i2").tobytes())
     return path
 
 
 def test_silences_are_quiet_runs_of_at_least_the_minimum_length(tmp_path: Path):
-    quiet = 10 ** (audio.SILENCE_NOISE_DB / 20) / 2  # under the threshold, not zero
+    quiet = 10 ** (chunking.SILENCE_NOISE_DB / 20) / 2  # under the threshold, not zero
     pcm = _pcm(tmp_path / "a.pcm", (1, 0.5), (0.2, 0), (1, 0.5), (0.5, quiet), (1, 0.5), (0.4, 0))
     total = pcm.stat().st_size // 2
-    silences = audio.find_silences(pcm, total)
+    silences = chunking.find_silences(pcm, total)
     assert [(start / 16_000, end / 16_000) for start, end in silences] == [
         pytest.approx((2.2, 2.7), abs=0.011),
         pytest.approx((3.7, 4.1), abs=0.011),
@@ -149,16 +114,16 @@ def test_silences_are_quiet_runs_of_at_least_the_minimum_length(tmp_path: Path):
 
 
 def test_plan_keeps_the_last_chunk_from_being_a_sliver():
-    second = audio.SAMPLE_RATE_HZ
-    plan = audio.plan_chunks(
+    second = ffmpeg.SAMPLE_RATE_HZ
+    plan = chunking.plan_chunks(
         round(40.5 * second), [], max_samples=20 * second, min_samples=10 * second, min_tail=second
     )
     assert [(p.start / second, p.end / second) for p in plan] == [(0, 20), (20, 39.5), (39.5, 40.5)]
 
 
 def test_plan_cuts_inside_a_silence_straddling_the_window_edge():
-    second = audio.SAMPLE_RATE_HZ
-    plan = audio.plan_chunks(
+    second = ffmpeg.SAMPLE_RATE_HZ
+    plan = chunking.plan_chunks(
         60 * second,
         [(5 * second, 8 * second), (19 * second, 30 * second)],
         max_samples=20 * second,
@@ -170,64 +135,22 @@ def test_plan_cuts_inside_a_silence_straddling_the_window_edge():
     assert plan[1].start == 20 * second
 
 
-def test_an_upload_without_audio_or_too_slow_is_an_audio_error(tmp_path: Path):
-    out = tmp_path / "chunks"
-    out.mkdir()
-    with pytest.raises(AudioError, match="extraction failed"):
-        audio.extract_audio_chunks(
-            make_video_without_audio(tmp_path / "b.mp4", seconds=2),
-            out,
-            chain="",
-            chunk_seconds=10,
-            timeout_s=30,
-        )
-    with pytest.raises(AudioError, match="extraction failed"):
-        audio.extract_audio_chunks(
-            make_corrupt_video(tmp_path / "c.mp4"), out, chain="", chunk_seconds=10, timeout_s=30
-        )
-    upload = _write_wav(tmp_path / "tone.wav", TONE, seconds=30)
-    with pytest.raises(AudioError, match="took longer than"):
-        audio.extract_audio_chunks(upload, out, chain="", chunk_seconds=10, timeout_s=0.001)
-
-
-def _playlists(tmp_path: Path) -> dict[str, Path]:
-    """Uploads that are really playlists naming another local file (another job's audio)."""
-    secret = make_tone_video(tmp_path / "other-job.mp4", seconds=2)
-    hls = tmp_path / "hls.mp4"
-    hls.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2.0,\n{secret}\n#EXT-X-ENDLIST\n")
-    concat = tmp_path / "concat.mp4"
-    concat.write_text(f"ffconcat version 1.0\nfile {secret}\n")
-    return {"hls": hls, "concat": concat}
-
-
-@pytest.mark.parametrize("kind", ["hls", "concat"])
-def test_playlist_uploads_cannot_make_ffmpeg_read_other_files(tmp_path: Path, kind: str):
-    upload = _playlists(tmp_path)[kind]
-    with pytest.raises(AudioError, match="not a decodable media file"):
-        audio.probe_media(upload)
-    out = tmp_path / "chunks"
-    out.mkdir()
-    with pytest.raises(AudioError, match="extraction failed"):
-        audio.extract_audio_chunks(upload, out, chain="", chunk_seconds=10, timeout_s=30)
-    assert list(out.glob("*.wav")) == []
-
-
 def test_sound_ranges_are_the_span_minus_its_silences():
-    rate = audio.SAMPLE_RATE_HZ
+    rate = ffmpeg.SAMPLE_RATE_HZ
     silences = [(0, rate), (3 * rate, 4 * rate), (9 * rate, 12 * rate)]
-    assert audio.sound_ranges(2 * rate, 10 * rate, silences) == ((2.0, 3.0), (4.0, 9.0))
-    assert audio.sound_ranges(0, rate, silences) == ()
+    assert chunking.sound_ranges(2 * rate, 10 * rate, silences) == ((2.0, 3.0), (4.0, 9.0))
+    assert chunking.sound_ranges(0, rate, silences) == ()
 
 
 def test_broadband_noise_is_told_from_speech_pauses_tones_and_hum():
-    rate = audio.SAMPLE_RATE_HZ
+    rate = ffmpeg.SAMPLE_RATE_HZ
     rng = np.random.default_rng(7)
     t = np.arange(10 * rate) / rate
     white = rng.standard_normal(len(t)) * 3000
     tone = 8000 * np.sin(2 * np.pi * 220 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
     hum = 3000 * np.sin(2 * np.pi * 50 * t) + 1500 * np.sin(2 * np.pi * 100 * t)
     quiet = rng.standard_normal(len(t)) * 20  # a pause's floor, far under -38 dBFS
-    assert audio.is_broadband_noise(white.astype(np.int16))
-    assert audio.is_broadband_noise((white + tone).astype(np.int16))
+    assert chunking.is_broadband_noise(white.astype(np.int16))
+    assert chunking.is_broadband_noise((white + tone).astype(np.int16))
     for signal in (tone, hum, quiet, np.zeros(len(t))):
-        assert not audio.is_broadband_noise(signal.astype(np.int16))
+        assert not chunking.is_broadband_noise(signal.astype(np.int16))

@@ -1,11 +1,11 @@
-"""JOB_TIMEOUT_SECONDS ends a job with the code of the stage it was in."""
+"""The flow's deadline: JOB_TIMEOUT_SECONDS ends a job with the code of the stage it was in."""
 
 import time
 
 import pytest
 from prefect._internal.concurrency.cancellation import CancelledError
 
-from flows.deadline import job_deadline
+from flows.process_video import job_deadline
 from video_processor.errors import ErrorCode, PipelineError, error_code_of
 
 
