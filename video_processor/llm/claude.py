@@ -138,9 +138,10 @@ class ClaudeSummarizer:
         self._before_request = before_request
         self._max_tokens = max_tokens
         if policy is None:
+            defaults = SummaryPolicy()
             policy = SummaryPolicy(
-                max_chars=summary_max_chars or SummaryPolicy().max_chars,
-                min_chars=min(SummaryPolicy().min_chars, summary_max_chars or 100),
+                max_chars=summary_max_chars or defaults.max_chars,
+                min_chars=min(defaults.min_chars, summary_max_chars or defaults.min_chars),
             )
         self.policy = policy
         self._client = anthropic.Anthropic(
@@ -158,6 +159,9 @@ class ClaudeSummarizer:
         self._fixed_tokens = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(
             json.dumps(self._tools, ensure_ascii=False)
         )
+
+    def close(self) -> None:
+        self._client.close()
 
     # --- the pipeline's entry point -------------------------------------------------------
 

@@ -44,7 +44,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +53,7 @@ from video_processor.config import ClovaSpeechOptions
 from video_processor.errors import ConfigurationError, SpeechToTextError, SpeechToTextTimeout
 from video_processor.http_errors import DETAIL_CHARS, HttpErrors, reply_detail
 from video_processor.models import Transcript, TranscriptSegment
+from video_processor.stt.base import MediaSource
 
 ENGINE_NAME = "clova-speech"
 API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
@@ -78,26 +78,6 @@ POLL_BACKOFF_FACTOR = 1.5
 # A sync call is open while the service works: its read timeout grows with the media.
 SYNC_TIMEOUT_PER_AUDIO_SECOND = 0.5
 ERRORS = HttpErrors("CLOVA Speech", SpeechToTextError, SpeechToTextTimeout)
-
-
-@dataclass(frozen=True)
-class MediaSource:
-    """Where CLOVA Speech gets the media: a presigned URL, a local file, or both.
-
-    ``duration_s`` (from ffprobe or the upload's metadata) picks sync or async; unknown
-    means async. ``size_bytes`` lets an oversized URL source fail before any request, and
-    ``extension`` (the upload's, lower case) a container the service does not take.
-    """
-
-    url: str | None = None
-    path: Path | None = None
-    duration_s: float | None = None
-    size_bytes: int | None = None
-    extension: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.url is None and self.path is None:
-            raise ValueError("a MediaSource needs a url or a path")
 
 
 class ClovaSpeechLongForm:
