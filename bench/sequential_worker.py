@@ -41,7 +41,7 @@ from video_processor.events import MessageParseError, parse_message_body
 from video_processor.llm.base import Summarizer
 from video_processor.llm.gate import screen_for_summary, transcript_to_store
 from video_processor.models import AudioOptions, JobContext, StageTimings
-from video_processor.stt.base import SpeechToText
+from video_processor.stt.base import SpeechToText, WholeMedia
 
 WAIT_TIME_S = 1
 VISIBILITY_TIMEOUT_S = 300
@@ -62,14 +62,15 @@ class SequentialWorker:
     def build(cls, settings: Settings, queue_url: str) -> SequentialWorker:
         aws = load_block(AwsCredentials, settings.blocks.aws_credentials)
         stt_engine = resolve_stt_engine(settings)  # CLOVA CSR in the local stack
-        if stt_engine is SttEngineName.CLOVA_SPEECH:
-            raise SystemExit("the sequential worker transcribes chunks; CLOVA Speech has none")
+        stt = build_stt_engine(stt_engine, settings.stt_language, settings)
+        if isinstance(stt, WholeMedia):
+            raise SystemExit(f"the sequential worker transcribes chunks; {stt.name} has none")
         return cls(
             settings=settings,
             queue_url=queue_url,
             sqs=aws.get_client("sqs"),
             s3=aws.get_s3_client(),
-            stt=build_stt_engine(stt_engine, settings.stt_language, settings),
+            stt=stt,
             stt_engine=stt_engine,
             summarizer=build_summarizer(resolve_llm_engine(settings), settings),
             backend=load_block(BackendCallback, settings.blocks.backend).get_client(),

@@ -6,6 +6,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from video_processor.callback import BackendClient
+from video_processor.config import DEFAULT_CALLBACK_TIMEOUT_S
 
 
 class BackendCallback(Block):
@@ -31,7 +32,10 @@ class BackendCallback(Block):
         description="When set, callbacks carry an HMAC-SHA256 signature (X-Signature).",
     )
     timeout_seconds: float = Field(
-        default=10.0, gt=0, title="Timeout (s)", description="Per-request timeout."
+        default=DEFAULT_CALLBACK_TIMEOUT_S,
+        gt=0,
+        title="Timeout (s)",
+        description="Per-request timeout.",
     )
 
     def get_client(self) -> BackendClient:

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
-from video_processor.config import DEFAULT_CLAUDE_MODEL
+from video_processor.config import (
+    DEFAULT_CLAUDE_BASE_URL,
+    DEFAULT_CLAUDE_MAX_TOKENS,
+    DEFAULT_CLAUDE_MODEL,
+    DEFAULT_CLAUDE_TIMEOUT_S,
+)
 from video_processor.llm.base import SummaryPolicy
 
 if TYPE_CHECKING:  # the anthropic SDK is imported only where Claude is used
@@ -31,16 +36,22 @@ class ClaudeCredentials(Block):
 
     api_key: SecretStr = Field(title="API key", description="Sent as `x-api-key`.")
     base_url: str = Field(
-        default="https://api.anthropic.com",
+        default=DEFAULT_CLAUDE_BASE_URL,
         title="Base URL",
         description="API root without `/v1/messages` (a proxy or a local fake).",
     )
     model: str = Field(default=DEFAULT_CLAUDE_MODEL, title="Model", description="Model id.")
     max_tokens: int = Field(
-        default=2000, ge=1, title="Max tokens", description="Output token limit per summary."
+        default=DEFAULT_CLAUDE_MAX_TOKENS,
+        ge=1,
+        title="Max tokens",
+        description="Output token limit per summary.",
     )
     timeout_seconds: float = Field(
-        default=120.0, gt=0, title="Timeout (s)", description="Per-request timeout."
+        default=DEFAULT_CLAUDE_TIMEOUT_S,
+        gt=0,
+        title="Timeout (s)",
+        description="Per-request timeout.",
     )
 
     def get_summarizer(

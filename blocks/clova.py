@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, HttpUrl, SecretStr
 
+from video_processor.config import DEFAULT_CLOVA_CSR_TIMEOUT_S, DEFAULT_CLOVA_CSR_URL
 from video_processor.stt.clova_csr import ClovaCsrSpeechToText
 
 
@@ -25,14 +26,17 @@ class ClovaCsrCredentials(Block):
     )
 
     url: str = Field(
-        default="https://naveropenapi.apigw.ntruss.com/recog/v1/stt",
+        default=DEFAULT_CLOVA_CSR_URL,
         title="Endpoint URL",
         description="The CSR endpoint; the `lang` query parameter is set per request.",
     )
     api_key_id: SecretStr = Field(title="API key ID", description="X-NCP-APIGW-API-KEY-ID.")
     api_key: SecretStr = Field(title="API key", description="X-NCP-APIGW-API-KEY.")
     timeout_seconds: float = Field(
-        default=60.0, gt=0, title="Timeout (s)", description="Per-request timeout."
+        default=DEFAULT_CLOVA_CSR_TIMEOUT_S,
+        gt=0,
+        title="Timeout (s)",
+        description="Per-request timeout.",
     )
 
     def get_engine(self, language: str) -> ClovaCsrSpeechToText:

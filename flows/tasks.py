@@ -37,6 +37,7 @@ from flows.slots import engine_slot
 from video_processor import outbox, s3, stages
 from video_processor.config import concurrency_limit_name
 from video_processor.errors import CallbackError, is_retryable
+from video_processor.http_errors import retryable_status
 from video_processor.logs import get_logger, job_fields, log_stage
 from video_processor.models import (
     AudioChunk,
@@ -51,6 +52,7 @@ from video_processor.models import (
     Summary,
     Transcript,
 )
+from video_processor.stt.base import SpeechToText, WholeMedia
 
 logger = get_logger("tasks")
 RETRY_JITTER_FACTOR = 0.2
@@ -64,7 +66,7 @@ def _orchestration_hiccup(exc: BaseException) -> bool:
     """The Prefect API itself was briefly unavailable (a busy server, a lost connection)."""
     if isinstance(exc, ConcurrencySlotAcquisitionError | httpx.TransportError):
         return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+    return isinstance(exc, httpx.HTTPStatusError) and retryable_status(exc.response.status_code)
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -113,29 +115,30 @@ def stage_task(name: str, *, cached: bool) -> Callable[[Callable[P, R]], Task[P,
 @stage_task("prepare-audio", cached=True)
 def prepare_audio(job: JobContext, plan: RunPlan) -> AudioManifest:
     """Download the video and store its cleaned audio in S3 as STT-sized chunks; for an
-    engine that fetches the video itself, only check the caps and read the duration."""
-    client = runtime.s3_client()
-    if plan.stt_takes_whole_media:
-        return stages.probe_upload(client, job, plan.audio)
+    engine that takes the whole upload (the plan says), only check the caps and read the
+    duration."""
     bucket = runtime.settings().result_bucket_name
-    return stages.prepare_audio(client, job, work_bucket=bucket, options=plan.audio)
+    return stages.prepare_audio(runtime.s3_client(), job, work_bucket=bucket, options=plan.audio)
 
 
 @stage_task("transcribe", cached=True)
 def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Transcript:
     """The whole transcript: every chunk at once (the engine's global concurrency limit
-    paces them across runs), stitched in order; a long-form engine takes the video."""
-    if plan.stt_takes_whole_media:
+    paces them across runs), stitched in order; a whole-media engine takes the video."""
+    engine = runtime.stt_engine(plan)
+    if isinstance(engine, WholeMedia):
         with engine_slot(concurrency_limit_name("stt", plan.stt_engine)):
             return stages.transcribe_media(
-                runtime.s3_client(), runtime.media_engine(plan), job, manifest.video_duration_s
+                runtime.s3_client(), engine, job, manifest.video_duration_s
             )
     store = get_result_store()
     progress = ChunkProgress(len(manifest.chunks))
     with ThreadPoolExecutor(max_workers=plan.chunk_concurrency) as pool:
         # Each chunk in a copy of this task's context: its logs and limits belong to the run.
         futures = [
-            pool.submit(contextvars.copy_context().run, _transcribe_stored, chunk, plan, store)
+            pool.submit(
+                contextvars.copy_context().run, _transcribe_stored, chunk, engine, plan, store
+            )
             for chunk in manifest.chunks
         ]
         parts = []
@@ -146,7 +149,9 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
     return stages.join_chunks(plan.stt_engine, plan.stt_language, manifest.chunks, parts)
 
 
-def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> ChunkTranscript:
+def _transcribe_stored(
+    chunk: AudioChunk, engine: SpeechToText, plan: RunPlan, store: ResultStore
+) -> ChunkTranscript:
     """One chunk, from the result store when an earlier attempt already transcribed it."""
     key = chunk_result_key(chunk, plan)
     stored = _read_stored_chunk(store, key)
@@ -159,7 +164,7 @@ def _transcribe_stored(chunk: AudioChunk, plan: RunPlan, store: ResultStore) -> 
             throttle()
         part = stages.transcribe_chunk(
             runtime.s3_client(),
-            runtime.stt_engine(plan),
+            engine,
             runtime.settings().result_bucket_name,
             chunk,
         )

@@ -84,18 +84,9 @@ def desired_blocks(settings: Settings) -> dict[str, Block]:
             api_key=settings.clova_api_key,
             timeout_seconds=settings.clova_timeout_seconds,
         )
-    if settings.clova_speech_invoke_url and settings.clova_speech_secret_key:
-        blocks[names.clova_speech] = ClovaSpeechCredentials(
-            invoke_url=settings.clova_speech_invoke_url,
-            secret_key=settings.clova_speech_secret_key,
-            send_url=settings.clova_speech_send_url,
-            diarization=settings.clova_speech_diarization,
-            sync_max_audio_seconds=settings.clova_speech_sync_max_audio_seconds,
-            poll_interval_seconds=settings.clova_speech_poll_interval_seconds,
-            poll_max_interval_seconds=settings.clova_speech_poll_max_interval_seconds,
-            deadline_seconds=settings.clova_speech_deadline_seconds,
-            timeout_seconds=settings.clova_speech_timeout_seconds,
-        )
+    speech = settings.clova_speech
+    if speech.invoke_url and speech.secret_key:
+        blocks[names.clova_speech] = ClovaSpeechCredentials(**speech.model_dump())
     if settings.claude_api_key:
         blocks[names.claude] = ClaudeCredentials(
             api_key=settings.claude_api_key,

@@ -66,12 +66,18 @@ def test_first_done_is_kept(backend):
     [
         (Fault(status=500), True),
         (Fault(status=503), True),
+        (Fault(status=408), True),
+        (Fault(status=409), True),
+        (Fault(status=425), True),
+        (Fault(status=429), True),
         (Fault(status=400), False),
+        (Fault(status=404), False),
+        (Fault(status=413), False),
         (Fault(kind="timeout", seconds=3), True),
     ],
-    ids=["500", "503", "400", "timeout"],
+    ids=["500", "503", "408", "409", "425", "429", "400", "404", "413", "timeout"],
 )
-def test_failures_are_callback_failed_and_only_5xx_and_timeouts_retry(backend, fault, retryable):
+def test_failures_are_callback_failed_and_retried_by_the_shared_rule(backend, fault, retryable):
     backend.service.faults.extend([fault])
     with pytest.raises(CallbackError) as caught:
         client(backend).complete_job("job-3", FAILED, "dlv-3")

@@ -9,6 +9,8 @@ from video_processor.config import (
     DEFAULT_CLAUDE_MODEL,
     AudioProfile,
     BlockNames,
+    ClovaSpeechOptions,
+    ClovaSpeechSettings,
     RateLimit,
     Settings,
     load_settings,
@@ -36,6 +38,23 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert settings.blocks.claude == "claude-prod"
 
 
+def test_clova_speech_variables_keep_their_names_and_the_options_their_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("CLOVA_SPEECH_DEADLINE_SECONDS=900\n")
+    monkeypatch.setenv("CLOVA_SPEECH_SEND_URL", "false")
+    monkeypatch.setenv(
+        "CLOVA_SPEECH_INVOKE_URL", "https://clovaspeech-gw.ncloud.com/external/v1/1/k"
+    )
+    speech = load_settings().clova_speech
+    assert speech.invoke_url == "https://clovaspeech-gw.ncloud.com/external/v1/1/k"
+    assert (speech.send_url, speech.deadline_seconds) == (False, 900)
+    assert speech.model_dump(
+        exclude={"invoke_url", "secret_key", "send_url", "deadline_seconds"}
+    ) == (ClovaSpeechOptions().model_dump(exclude={"send_url", "deadline_seconds"}))
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -44,6 +63,8 @@ def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_pa
         ("APP_ENV", "staging"),
         ("STT_ENGINE", "whisper-xl"),
         ("AUDIO_CHUNK_SECONDS", "120"),
+        ("CLOVA_SPEECH_POLL_INTERVAL_SECONDS", "0"),
+        ("CLOVA_SPEECH_SYNC_MAX_AUDIO_SECONDS", "7201"),
     ],
 )
 def test_invalid_value_fails_with_a_message_naming_the_variable(
@@ -59,8 +80,11 @@ def test_env_example_names_every_variable_and_loads(monkeypatch: pytest.MonkeyPa
     example = Path(__file__).resolve().parent.parent / ".env.example"
     lines = example.read_text().splitlines()
     names = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
-    expected = {name.upper() for name in Settings.model_fields if name != "blocks"}
-    expected |= {f"BLOCK_{name.upper()}" for name in BlockNames.model_fields}
+    groups = {"blocks": BlockNames, "clova_speech": ClovaSpeechSettings}
+    expected = {name.upper() for name in Settings.model_fields if name not in groups}
+    for group in groups.values():
+        prefix = group.model_config["env_prefix"]
+        expected |= {f"{prefix}{name}".upper() for name in group.model_fields}
     assert expected - names == set()
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(example.read_text())

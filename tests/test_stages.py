@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from local_stack.fake_clova_speech import (
+    DEFAULT_INVOKE_PATH,
+    ClovaSpeechConfig,
+    start_fake_clova_speech,
+)
 from local_stack.sample_video import make_corrupt_video, make_tone_video, make_video_without_audio
 from video_processor import stages
-from video_processor.config import AudioProfile
+from video_processor.config import AudioProfile, ClovaSpeechOptions
 from video_processor.errors import AudioError, DownloadError
 from video_processor.models import (
     AudioChunk,
@@ -22,6 +27,8 @@ from video_processor.models import (
     Transcript,
     TranscriptSegment,
 )
+from video_processor.stt.base import WholeMedia
+from video_processor.stt.clova_speech import ClovaSpeechLongForm
 
 OPTIONS = AudioOptions(
     profile=AudioProfile.DENOISE,
@@ -97,11 +104,14 @@ def test_missing_object_is_a_permanent_download_failure(s3_client, buckets):
     assert caught.value.code == "S3_DOWNLOAD_FAILED" and not caught.value.retryable
 
 
-def test_probe_upload_reads_the_duration_through_a_presigned_url(s3_client, buckets, tmp_path):
+def test_an_unchunked_audio_stage_only_probes_the_upload_through_a_presigned_url(
+    s3_client, buckets, tmp_path
+):
     video_bucket, result_bucket = buckets
     job = upload(s3_client, video_bucket, make_tone_video(tmp_path / "v.mp4", seconds=7))
+    whole_media = OPTIONS.model_copy(update={"chunked": False})
 
-    manifest = stages.probe_upload(s3_client, job, OPTIONS)
+    manifest = stages.prepare_audio(s3_client, job, work_bucket=result_bucket, options=whole_media)
 
     assert manifest.chunks == [] and manifest.download_ms == 0
     assert manifest.video_duration_s == pytest.approx(7, abs=0.2)
@@ -257,3 +267,24 @@ def test_loop_segments_kept_from_the_summariser_flag_the_result():
     summary = Summary(engine="local", model="extractive", text="요약")
     meta = stages.build_result(job, manifest, transcript, summary, StageTimings(), 5).meta
     assert meta.flags == ["loops"]
+
+
+@pytest.mark.parametrize("send_url", [True, False], ids=["presigned-url", "upload"])
+def test_a_whole_media_engine_hears_the_upload_by_url_or_from_here(
+    s3_client, buckets, tmp_path, send_url
+):
+    video_bucket, _ = buckets
+    job = upload(s3_client, video_bucket, make_tone_video(tmp_path / "v.mp4", seconds=3))
+    config = ClovaSpeechConfig(secret_key="k", text="전체 영상")
+    with start_fake_clova_speech(config) as fake:
+        engine = ClovaSpeechLongForm(
+            invoke_url=f"{fake.url}{DEFAULT_INVOKE_PATH}",
+            secret_key="k",
+            options=ClovaSpeechOptions(send_url=send_url),
+        )
+        transcript = stages.transcribe_media(s3_client, engine, job, duration_s=3.0)
+        by_path = fake.service.stats.snapshot()["by_path"]
+    assert isinstance(engine, WholeMedia)
+    assert transcript.engine == "clova-speech" and "전체 영상" in transcript.text
+    sent = "/recognizer/url" if send_url else "/recognizer/upload"
+    assert isinstance(by_path, dict) and any(path.endswith(sent) for path in by_path)

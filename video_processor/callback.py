@@ -7,12 +7,16 @@ import time
 import httpx
 
 from video_processor import signing
+from video_processor.config import DEFAULT_CALLBACK_TIMEOUT_S
 from video_processor.errors import CallbackError
+from video_processor.http_errors import DETAIL_CHARS, HttpErrors
 from video_processor.models import DoneCallback, FailedCallback
+
+ERRORS = HttpErrors("backend", CallbackError, CallbackError)
 
 
 class BackendClient:
-    """POSTs final job states; 4xx is permanent, timeouts and 5xx are worth retrying.
+    """POSTs final job states; what is retried follows `video_processor.http_errors`.
 
     Every call carries the delivery id; with a signing secret it is also signed
     (see `video_processor.signing`).
@@ -24,7 +28,7 @@ class BackendClient:
         base_url: str,
         internal_token: str,
         signing_secret: str | None = None,
-        timeout_s: float = 10.0,
+        timeout_s: float = DEFAULT_CALLBACK_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._signing_secret = signing_secret
@@ -47,19 +51,17 @@ class BackendClient:
             headers[signing.SIGNATURE_HEADER] = signing.sign(
                 self._signing_secret, timestamp, content
             )
-        try:
-            response = self._client.post(
-                f"/internal/jobs/{job_id}/complete", content=content, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise CallbackError(f"backend timed out: {exc}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise CallbackError(f"backend unreachable: {exc}", retryable=True) from exc
+        response = ERRORS.request(
+            self._client,
+            "POST",
+            f"/internal/jobs/{job_id}/complete",
+            content=content,
+            headers=headers,
+        )
         if response.is_success:
             return response.status_code
-        raise CallbackError(
-            f"backend answered HTTP {response.status_code}: {response.text[:200]}",
-            retryable=response.status_code >= 500 or response.status_code == 429,
+        raise ERRORS.from_status(
+            response.status_code, response.text[:DETAIL_CHARS], response.headers
         )
 
     def close(self) -> None:

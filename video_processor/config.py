@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from video_processor.errors import ConfigurationError
@@ -21,6 +21,13 @@ SQS_MAX_WAIT_SECONDS = 20
 SQS_MAX_VISIBILITY_SECONDS = 43_200
 CLOVA_CSR_MAX_AUDIO_SECONDS = 60
 CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS = 2 * 3600
+# Defaults shared by the settings, the blocks and the clients.
+DEFAULT_CLOVA_CSR_URL = "https://naveropenapi.apigw.ntruss.com/recog/v1/stt"
+DEFAULT_CLOVA_CSR_TIMEOUT_S = 60.0
+DEFAULT_CLAUDE_BASE_URL = "https://api.anthropic.com"
+DEFAULT_CLAUDE_MAX_TOKENS = 2000
+DEFAULT_CLAUDE_TIMEOUT_S = 120.0
+DEFAULT_CALLBACK_TIMEOUT_S = 10.0
 # The newest Sonnet of the pinned anthropic SDK's model list that is not in its
 # DEPRECATED_MODELS (tests check it against the installed SDK).
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-5-5"
@@ -50,6 +57,56 @@ class AudioProfile(StrEnum):
     def _missing_(cls, value: object) -> AudioProfile | None:
         # `seed`, this chain's name in earlier releases, still selects it.
         return cls.DENOISE if value == "seed" else None
+
+
+class ClovaSpeechOptions(BaseModel):
+    """How CLOVA Speech long-form is called: the one home of these options and their
+    defaults, which the settings (``CLOVA_SPEECH_*``), the block and the client share."""
+
+    send_url: bool = Field(
+        default=True,
+        title="Send presigned URLs",
+        description="Send a presigned S3 URL (recognizer/url) instead of uploading the file.",
+    )
+    diarization: bool = Field(
+        default=False, title="Diarization", description="Label segments with speakers."
+    )
+    sync_max_audio_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS,
+        title="Sync up to (s)",
+        description="Media up to this length is recognised synchronously; longer: async.",
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0, gt=0, title="Poll interval (s)", description="First async poll delay."
+    )
+    poll_max_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        title="Max poll interval (s)",
+        description="The poll delay grows up to this.",
+    )
+    deadline_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        title="Deadline (s)",
+        description="An async job not done by then is STT_TIMEOUT.",
+    )
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, title="Timeout (s)", description="Per-request timeout."
+    )
+
+
+class ClovaSpeechSettings(ClovaSpeechOptions, BaseSettings):
+    """The CLOVA Speech domain and its options (``CLOVA_SPEECH_*`` variables)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLOVA_SPEECH_", env_file=".env", extra="ignore", env_ignore_empty=True
+    )
+
+    invoke_url: str | None = None
+    secret_key: SecretStr | None = None
 
 
 class BlockNames(BaseSettings):
@@ -101,34 +158,25 @@ class Settings(BaseSettings):
 
     backend_base_url: str = "https://backend.internal.svc.cluster.local"
     backend_internal_token: SecretStr | None = None
-    callback_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    callback_timeout_seconds: Annotated[float, Field(gt=0)] = DEFAULT_CALLBACK_TIMEOUT_S
     callback_signing_secret: SecretStr | None = None
 
     stt_engine: SttEngineName = SttEngineName.AUTO
     stt_language: str = "ko"
-    clova_stt_url: str = "https://naveropenapi.apigw.ntruss.com/recog/v1/stt?lang=Kor"
+    # The `lang` query of a seed-style URL is dropped: the engine sets it per request.
+    clova_stt_url: str = DEFAULT_CLOVA_CSR_URL
     clova_api_key_id: SecretStr | None = None
     clova_api_key: SecretStr | None = None
-    clova_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    clova_timeout_seconds: Annotated[float, Field(gt=0)] = DEFAULT_CLOVA_CSR_TIMEOUT_S
     # CLOVA Speech long-form: one request per video, no chunking.
-    clova_speech_invoke_url: str | None = None
-    clova_speech_secret_key: SecretStr | None = None
-    clova_speech_send_url: bool = True
-    clova_speech_diarization: bool = False
-    clova_speech_sync_max_audio_seconds: Annotated[
-        float, Field(ge=0, le=CLOVA_SPEECH_MAX_SYNC_AUDIO_SECONDS)
-    ] = 300.0
-    clova_speech_poll_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
-    clova_speech_poll_max_interval_seconds: Annotated[float, Field(gt=0)] = 15.0
-    clova_speech_deadline_seconds: Annotated[float, Field(gt=0)] = 3600.0
-    clova_speech_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    clova_speech: ClovaSpeechSettings = Field(default_factory=ClovaSpeechSettings)
 
     llm_engine: LlmEngineName = LlmEngineName.AUTO
-    claude_api_url: str = "https://api.anthropic.com/v1/messages"
+    claude_api_url: str = f"{DEFAULT_CLAUDE_BASE_URL}/v1/messages"
     claude_api_key: SecretStr | None = None
     claude_model: str = DEFAULT_CLAUDE_MODEL
-    claude_max_tokens: Annotated[int, Field(ge=1, le=64_000)] = 2000
-    claude_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
+    claude_max_tokens: Annotated[int, Field(ge=1, le=64_000)] = DEFAULT_CLAUDE_MAX_TOKENS
+    claude_timeout_seconds: Annotated[float, Field(gt=0)] = DEFAULT_CLAUDE_TIMEOUT_S
     summary_max_chars: Annotated[int, Field(ge=50)] = 800
     # The summary's language, whatever the spoken one (STT_LANGUAGE=auto may detect another).
     summary_language: str = "ko"
@@ -228,13 +276,21 @@ def rate_limits(settings: Settings) -> dict[str, RateLimit]:
     return limits
 
 
+_ENV_PREFIXES = {
+    group.__name__: str(group.model_config.get("env_prefix", ""))
+    for group in (ClovaSpeechSettings, BlockNames)
+}
+
+
 def load_settings() -> Settings:
     """Read and validate the configuration; an invalid value names its variable."""
     try:
         return Settings()
     except ValidationError as exc:
+        # A nested group (`CLOVA_SPEECH_*`, `BLOCK_*`) fails on its own, without its prefix.
+        prefix = _ENV_PREFIXES.get(exc.title, "")
         problems = "; ".join(
-            f"{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            f"{prefix}{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
             for error in exc.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from exc

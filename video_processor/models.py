@@ -101,22 +101,27 @@ class JobContext(Frozen):
 
 
 class AudioOptions(Frozen):
-    """How the audio stage treats an upload: clean-up profile, chunking and limits."""
+    """How the audio stage treats an upload: clean-up profile, chunking and limits.
+
+    ``chunked`` is off for an STT engine that takes the whole upload: the stage then only
+    checks the caps and reads the duration."""
 
     profile: AudioProfile
     chunk_seconds: float
     ffmpeg_timeout_s: float
     max_video_bytes: int
     max_video_duration_s: float
+    chunked: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AudioOptions:
+    def from_settings(cls, settings: Settings, *, chunked: bool = True) -> AudioOptions:
         return cls(
             profile=settings.audio_profile,
             chunk_seconds=settings.audio_chunk_seconds,
             ffmpeg_timeout_s=settings.ffmpeg_timeout_seconds,
             max_video_bytes=settings.max_video_bytes,
             max_video_duration_s=settings.max_video_duration_seconds,
+            chunked=chunked,
         )
 
 
@@ -129,11 +134,6 @@ class RunPlan(Frozen):
     llm_engine: LlmEngineName
     audio: AudioOptions
     chunk_concurrency: Annotated[int, Field(ge=1)]
-
-    @property
-    def stt_takes_whole_media(self) -> bool:
-        """A long-form engine fetches the video itself: no chunks are made."""
-        return self.stt_engine is SttEngineName.CLOVA_SPEECH
 
 
 class TimeRange(Frozen):

@@ -36,8 +36,7 @@ from video_processor.models import (
     TranscriptSegment,
     UsageLedger,
 )
-from video_processor.stt.base import FallbackDecoding, SpeechToText
-from video_processor.stt.clova_speech import ClovaSpeechLongForm, MediaSource
+from video_processor.stt.base import FallbackDecoding, MediaSource, SpeechToText, WholeMedia
 
 logger = get_logger("stages")
 ERROR_MESSAGE_MAX_CHARS = 1000
@@ -64,7 +63,10 @@ def private_workspace() -> Iterator[Path]:
 def prepare_audio(
     client: Any, job: JobContext, *, work_bucket: str, options: AudioOptions
 ) -> AudioManifest:
-    """Download the video, extract clean mono 16 kHz audio chunks and store them in S3."""
+    """Download the video, extract clean mono 16 kHz audio chunks and store them in S3; for
+    an engine that takes the whole upload (not ``options.chunked``), only `probe_upload`."""
+    if not options.chunked:
+        return probe_upload(client, job, options)
     context = job_fields(job.job_id, job.user_id)
     _check_size(client, job, options)
     with private_workspace() as workspace:
@@ -244,7 +246,7 @@ def join_chunks(
 
 
 def transcribe_media(
-    client: Any, engine: ClovaSpeechLongForm, job: JobContext, duration_s: float
+    client: Any, engine: WholeMedia, job: JobContext, duration_s: float
 ) -> Transcript:
     """Let a whole-media engine fetch the video by presigned URL, or upload it from here."""
     if engine.send_url:

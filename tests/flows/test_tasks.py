@@ -26,6 +26,7 @@ def _server_error(status: int) -> httpx.HTTPStatusError:
         (ConcurrencySlotAcquisitionError("503 from the Prefect API"), True),
         (httpx.ConnectError("refused"), True),
         (_server_error(503), True),
+        (_server_error(429), True),
         (_server_error(404), False),
         (ValueError("a bug"), False),
     ],

@@ -72,10 +72,14 @@ def test_wrong_key_is_a_permanent_bad_response(fake, chunk_file):
         (Fault(status=504), SpeechToTextTimeout, True),
         (Fault(status=400), SpeechToTextError, False),
         (Fault(status=413), SpeechToTextError, False),
+        (Fault(status=404), SpeechToTextError, False),
+        (Fault(status=408), SpeechToTextError, True),
+        (Fault(status=409), SpeechToTextError, True),
+        (Fault(status=425), SpeechToTextError, True),
         (Fault(kind="malformed"), SpeechToTextError, True),
         (Fault(kind="timeout", seconds=3), SpeechToTextTimeout, True),
     ],
-    ids=["429", "500", "504", "400", "413", "malformed", "timeout"],
+    ids=["429", "500", "504", "400", "413", "404", "408", "409", "425", "malformed", "timeout"],
 )
 def test_error_replies_map_to_codes_and_retryability(
     fake, chunk_file, fault, error_type, retryable

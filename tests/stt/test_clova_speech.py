@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from local_stack.fake_clova_speech import (
 )
 from local_stack.http_fake import FakeHTTPServer, Fault
 from local_stack.sample_video import make_tone_video
+from video_processor.config import ClovaSpeechOptions
 from video_processor.errors import ConfigurationError, SpeechToTextError, SpeechToTextTimeout
 from video_processor.stt.clova_speech import (
     ClovaSpeechLongForm,
@@ -66,17 +67,26 @@ def presigned_url(s3_client: Any, video: Path) -> str:
     )
 
 
-def engine(fake: FakeHTTPServer[FakeClovaSpeech], **options: Any) -> ClovaSpeechLongForm:
-    settings: dict[str, Any] = {
-        "invoke_url": f"{fake.url}{DEFAULT_INVOKE_PATH}",
-        "secret_key": SECRET,
-        "poll_interval_s": 0.02,
-        "poll_max_interval_s": 0.05,
-        "deadline_s": 60,
-        "timeout_s": 5,
+def engine(
+    fake: FakeHTTPServer[FakeClovaSpeech],
+    *,
+    secret_key: str = SECRET,
+    sleep: Callable[[float], None] = time.sleep,
+    **options: Any,
+) -> ClovaSpeechLongForm:
+    chosen = {
+        "poll_interval_seconds": 0.02,
+        "poll_max_interval_seconds": 0.05,
+        "deadline_seconds": 60,
+        "timeout_seconds": 5,
         **options,
     }
-    return ClovaSpeechLongForm(**settings)
+    return ClovaSpeechLongForm(
+        invoke_url=f"{fake.url}{DEFAULT_INVOKE_PATH}",
+        secret_key=secret_key,
+        options=ClovaSpeechOptions(**chosen),
+        sleep=sleep,
+    )
 
 
 def configure(fake: FakeHTTPServer[FakeClovaSpeech], **changes: Any) -> None:
@@ -137,7 +147,12 @@ def test_diarization_maps_speakers(fake, video):
 
 
 def test_params_follow_the_contract(fake):
-    client = engine(fake, language="en", diarization=True)
+    client = ClovaSpeechLongForm(
+        invoke_url=fake.url,
+        secret_key=SECRET,
+        language="en",
+        options=ClovaSpeechOptions(diarization=True),
+    )
     assert client.params("sync") == {
         "language": "en-US",
         "completion": "sync",
@@ -209,6 +224,10 @@ def test_a_container_the_service_does_not_list_is_refused_before_sending(fake, v
         (Fault(status=504), SpeechToTextTimeout, True),
         (Fault(status=400), SpeechToTextError, False),
         (Fault(status=413), SpeechToTextError, False),
+        (Fault(status=404), SpeechToTextError, False),
+        (Fault(status=408), SpeechToTextError, True),
+        (Fault(status=409), SpeechToTextError, True),
+        (Fault(status=425), SpeechToTextError, True),
         (Fault(kind="malformed"), SpeechToTextError, True),
         (Fault(kind="timeout", seconds=2), SpeechToTextTimeout, True),
         (Fault(kind="job-failed"), SpeechToTextError, False),
@@ -219,7 +238,7 @@ def test_a_container_the_service_does_not_list_is_refused_before_sending(fake, v
 def test_errors_map_to_codes_and_retryability(fake, video, fault, error_type, retryable):
     fake.service.faults.extend([fault])
     # A short timeout only where the fault is a delay: ffprobe under load can take 0.5 s.
-    client = engine(fake, send_url=False, timeout_s=0.5 if fault.kind == "timeout" else 10)
+    client = engine(fake, send_url=False, timeout_seconds=0.5 if fault.kind == "timeout" else 10)
     with pytest.raises(error_type) as caught:
         client.transcribe_media(MediaSource(path=video))
     assert type(caught.value) is error_type
@@ -256,13 +275,17 @@ def test_deadline_bounds_an_async_job(fake, video):
     configure(fake, base_latency_s=30)
     started = time.monotonic()
     with pytest.raises(SpeechToTextTimeout, match="within") as caught:
-        engine(fake, send_url=False, deadline_s=0.3).transcribe_media(MediaSource(path=video))
+        engine(fake, send_url=False, deadline_seconds=0.3).transcribe_media(MediaSource(path=video))
     assert caught.value.retryable
     assert time.monotonic() - started < 10, "the deadline, not the 30 s job, ended it"
 
 
 def test_unreachable_service_is_retryable(video):
-    client = ClovaSpeechLongForm(invoke_url="http://127.0.0.1:9/x", secret_key="s", timeout_s=1)
+    client = ClovaSpeechLongForm(
+        invoke_url="http://127.0.0.1:9/x",
+        secret_key="s",
+        options=ClovaSpeechOptions(timeout_seconds=1),
+    )
     with pytest.raises(SpeechToTextError) as caught:
         client.transcribe_media(MediaSource(path=video))
     assert caught.value.retryable
@@ -324,7 +347,8 @@ def test_block_builds_the_engine():
     assert "very-secret" not in repr(block)
     built = block.get_engine(language="ko")
     assert built.name == "clova-speech" and built.clova_language == "ko-KR"
-    assert built.diarization and built.sync_max_audio_seconds == 60
+    assert built.options.diarization and built.options.sync_max_audio_seconds == 60
+    assert built.options.deadline_seconds == ClovaSpeechOptions().deadline_seconds
 
 
 def test_missing_local_file_is_a_bad_response_not_a_crash(fake, tmp_path):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,18 +19,25 @@ class Summarizer(Protocol):
     def summarize(self, transcript: Transcript) -> Summary: ...
 
 
+def _configured(setting: str) -> Any:
+    """The default of a setting: the policy's defaults are the configuration's."""
+    return Settings.model_fields[setting].default
+
+
 class SummaryPolicy(BaseModel):
     """Length bounds, long-transcript budgets and cost limits (``SUMMARY_*``, ``LLM_*``)."""
 
     model_config = ConfigDict(frozen=True)
 
-    min_chars: int = Field(default=100, ge=1)
-    max_chars: int = Field(default=800, ge=1)
-    single_call_max_input_tokens: int = Field(default=30_000, ge=1)
-    chunk_max_input_tokens: int = Field(default=12_000, ge=1)
-    job_max_tokens: int = Field(default=300_000, ge=1)
-    prompt_caching: bool = True
-    language: str = "ko"
+    min_chars: int = Field(default=_configured("summary_min_chars"), ge=1)
+    max_chars: int = Field(default=_configured("summary_max_chars"), ge=1)
+    single_call_max_input_tokens: int = Field(
+        default=_configured("llm_single_call_max_input_tokens"), ge=1
+    )
+    chunk_max_input_tokens: int = Field(default=_configured("llm_chunk_max_input_tokens"), ge=1)
+    job_max_tokens: int = Field(default=_configured("llm_job_max_tokens"), ge=1)
+    prompt_caching: bool = _configured("claude_prompt_caching")
+    language: str = _configured("summary_language")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

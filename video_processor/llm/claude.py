@@ -16,7 +16,8 @@
   Every call lands in the ``LlmUsage`` ledger; a call that would take the job past
   ``job_max_tokens`` is not made (``LLM_BAD_RESPONSE``).
 
-The SDK does not retry: Prefect tasks do (transient errors only).
+The SDK does not retry (``max_retries=0``): Prefect tasks do, for the errors
+`video_processor.http_errors` calls transient.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from typing import Any, cast
 import anthropic
 from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceToolParam, ToolParam
 
+from video_processor.config import DEFAULT_CLAUDE_TIMEOUT_S
 from video_processor.errors import SummaryError, SummaryRefused, SummaryTimeout
+from video_processor.http_errors import HttpErrors
 from video_processor.llm.base import SummaryPolicy
 from video_processor.llm.prompt import (
     SYSTEM_PROMPT,
@@ -52,7 +55,7 @@ from video_processor.llm.structured import (
 from video_processor.llm.tokens import chunk_segments, estimate_tokens
 from video_processor.models import LlmUsage, Summary, Transcript, TranscriptSegment
 
-_TRANSIENT_STATUSES = frozenset({408, 409, 429})
+ERRORS = HttpErrors("Claude", SummaryError, SummaryTimeout)
 MAX_PROBLEMS_REPORTED = 8
 # Stop reasons that end the call: (message, retryable). ``tool_use`` is the expected one;
 # ``end_turn`` and ``stop_sequence`` without the tool call get the one corrective turn.
@@ -125,7 +128,7 @@ class ClaudeSummarizer:
         model: str,
         max_tokens: int,
         base_url: str | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float = DEFAULT_CLAUDE_TIMEOUT_S,
         summary_max_chars: int | None = None,
         policy: SummaryPolicy | None = None,
         before_request: Callable[[], None] | None = None,
@@ -135,9 +138,10 @@ class ClaudeSummarizer:
         self._before_request = before_request
         self._max_tokens = max_tokens
         if policy is None:
+            defaults = SummaryPolicy()
             policy = SummaryPolicy(
-                max_chars=summary_max_chars or SummaryPolicy().max_chars,
-                min_chars=min(SummaryPolicy().min_chars, summary_max_chars or 100),
+                max_chars=summary_max_chars or defaults.max_chars,
+                min_chars=min(defaults.min_chars, summary_max_chars or defaults.min_chars),
             )
         self.policy = policy
         self._client = anthropic.Anthropic(
@@ -155,6 +159,9 @@ class ClaudeSummarizer:
         self._fixed_tokens = estimate_tokens(SYSTEM_PROMPT) + estimate_tokens(
             json.dumps(self._tools, ensure_ascii=False)
         )
+
+    def close(self) -> None:
+        self._client.close()
 
     # --- the pipeline's entry point -------------------------------------------------------
 
@@ -360,15 +367,11 @@ class ClaudeSummarizer:
                 tool_choice=self._tool_choice,
                 messages=cast(list[MessageParam], messages),
             )
-        except anthropic.APITimeoutError as exc:
-            raise SummaryTimeout(f"Claude timed out: {exc}", retryable=True) from exc
         except anthropic.APIConnectionError as exc:
-            raise SummaryError(f"Claude unreachable: {exc}", retryable=True) from exc
+            timed_out = isinstance(exc, anthropic.APITimeoutError)
+            raise ERRORS.unreachable(exc, timed_out=timed_out) from exc
         except anthropic.APIStatusError as exc:
-            retryable = exc.status_code in _TRANSIENT_STATUSES or exc.status_code >= 500
-            raise SummaryError(
-                f"Claude HTTP {exc.status_code}: {exc.message}", retryable=retryable
-            ) from exc
+            raise ERRORS.from_status(exc.status_code, exc.message, exc.response.headers) from exc
         ledger.charge(reply)
         if reply.stop_reason == "refusal":
             raise SummaryRefused(

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import httpx
 
+from video_processor.config import CLOVA_CSR_MAX_AUDIO_SECONDS, DEFAULT_CLOVA_CSR_TIMEOUT_S
 from video_processor.errors import SpeechToTextError, SpeechToTextTimeout
+from video_processor.http_errors import HttpErrors, reply_detail
 from video_processor.models import AudioChunk, TranscriptSegment
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
-MAX_AUDIO_SECONDS = 60.0
 CSR_LANGUAGES = {"ko": "Kor", "en": "Eng", "ja": "Jpn", "zh": "Chn"}
-_GATEWAY_TIMEOUT_STATUS = 504
+ERRORS = HttpErrors("CLOVA CSR", SpeechToTextError, SpeechToTextTimeout)
 
 
 class ClovaCsrSpeechToText:
@@ -27,7 +28,7 @@ class ClovaCsrSpeechToText:
         api_key_id: str,
         api_key: str,
         language: str = "ko",
-        timeout_s: float = 60.0,
+        timeout_s: float = DEFAULT_CLOVA_CSR_TIMEOUT_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if language not in CSR_LANGUAGES:
@@ -46,7 +47,7 @@ class ClovaCsrSpeechToText:
 
     def transcribe_chunk(self, audio_path: Path, chunk: AudioChunk) -> list[TranscriptSegment]:
         audio = audio_path.read_bytes()  # bounded: a chunk is at most MAX_REQUEST_BYTES
-        if len(audio) > MAX_REQUEST_BYTES or chunk.duration_s > MAX_AUDIO_SECONDS:
+        if len(audio) > MAX_REQUEST_BYTES or chunk.duration_s > CLOVA_CSR_MAX_AUDIO_SECONDS:
             raise SpeechToTextError(
                 f"chunk {chunk.index} exceeds CLOVA CSR limits "
                 f"({len(audio)} bytes, {chunk.duration_s:.1f} s)"
@@ -59,12 +60,7 @@ class ClovaCsrSpeechToText:
 
     def _recognize(self, audio: bytes) -> str:
         params = {"lang": CSR_LANGUAGES[self.language]}
-        try:
-            response = self._client.post(self._url, params=params, content=audio)
-        except httpx.TimeoutException as exc:
-            raise SpeechToTextTimeout(f"CLOVA CSR timed out: {exc}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise SpeechToTextError(f"CLOVA CSR unreachable: {exc}", retryable=True) from exc
+        response = ERRORS.request(self._client, "POST", self._url, params=params, content=audio)
         if response.status_code != httpx.codes.OK:
             raise _error_from_response(response)
         try:
@@ -92,27 +88,15 @@ _PERMANENT_GATEWAY_ERRORS = {
 
 
 def _error_from_response(response: httpx.Response) -> SpeechToTextError:
-    """Map an error reply; 5xx and gateway throttling are transient, other refusals are not.
+    """Map an error reply by the shared rule, with the gateway codes no retry fixes.
 
     429 carries three gateway codes: 410 Throttle Limited and 420 Rate Limited pass, but
     400 Quota Exceeded is what NCP answers when the application has not selected the CSR
-    API, which no retry fixes; 401 is a wrong key or a permission the application lacks.
+    API; 401 is a wrong key or a permission the application lacks.
     """
-    code = ""
-    try:
-        error = response.json().get("error", {})
-        code = str(error.get("errorCode", ""))
-        detail = f"{code or '?'} {error.get('message', '')}".strip()
-    except (ValueError, AttributeError):
-        detail = response.text[:200]
+    code, _detail = reply_detail(response)
     status = response.status_code
-    message = f"CLOVA CSR HTTP {status}: {detail}"
     hint = _PERMANENT_GATEWAY_ERRORS.get(code) if status in (401, 403, 429) else None
-    if hint is not None:
-        return SpeechToTextError(f"{message}; {hint}")
-    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
-        return SpeechToTextError(f"{message}; {_PERMANENT_GATEWAY_ERRORS['200']}")
-    retryable = status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
-    if status == _GATEWAY_TIMEOUT_STATUS:
-        return SpeechToTextTimeout(message, retryable=True)
-    return SpeechToTextError(message, retryable=retryable)
+    if hint is None and status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+        hint = _PERMANENT_GATEWAY_ERRORS["200"]
+    return ERRORS.from_response(response, hint=hint)

@@ -15,6 +15,8 @@ chunking stage for it and calls :meth:`ClovaSpeechLongForm.transcribe_media` onc
 - With a presigned URL (``send_url``), ``POST {invoke}/recognizer/url`` sends only the URL:
   the video never passes through the pod. Otherwise ``POST {invoke}/recognizer/upload``
   streams the local file as multipart ``media`` (never read whole into memory).
+- The options and their defaults are ``config.ClovaSpeechOptions``, which the settings,
+  the block and this client share.
 - Media of at most ``sync_max_audio_seconds`` goes ``completion=sync`` (the reply is the
   result); longer or unknown-length media goes ``async``: the reply carries a token and
   ``GET {invoke}/recognizer/{token}`` is polled, with a growing but bounded interval, until
@@ -42,14 +44,16 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from video_processor.config import ClovaSpeechOptions
 from video_processor.errors import ConfigurationError, SpeechToTextError, SpeechToTextTimeout
+from video_processor.http_errors import DETAIL_CHARS, HttpErrors, reply_detail
 from video_processor.models import Transcript, TranscriptSegment
+from video_processor.stt.base import MediaSource
 
 ENGINE_NAME = "clova-speech"
 API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
@@ -57,7 +61,6 @@ API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
 # ``auto`` is ``enko``, the service's Korean-English mode (the only detection it offers).
 SPEECH_LANGUAGES = {"ko": "ko-KR", "en": "en-US", "ja": "ja", "zh": "zh-cn", "auto": "enko"}
 NATIVE_LANGUAGES = frozenset({"ko-KR", "en-US", "enko", "ja", "zh-cn", "zh-tw"})
-MAX_SYNC_AUDIO_SECONDS = 2 * 3600
 MAX_ASYNC_AUDIO_SECONDS = 6 * 3600
 MAX_MEDIA_BYTES = 2 * 1024**3
 STATE_COMPLETED = "COMPLETED"
@@ -74,28 +77,7 @@ TIME_DECIMALS = 3
 POLL_BACKOFF_FACTOR = 1.5
 # A sync call is open while the service works: its read timeout grows with the media.
 SYNC_TIMEOUT_PER_AUDIO_SECOND = 0.5
-_GATEWAY_TIMEOUT_STATUS = 504
-_ERROR_DETAIL_CHARS = 200
-
-
-@dataclass(frozen=True)
-class MediaSource:
-    """Where CLOVA Speech gets the media: a presigned URL, a local file, or both.
-
-    ``duration_s`` (from ffprobe or the upload's metadata) picks sync or async; unknown
-    means async. ``size_bytes`` lets an oversized URL source fail before any request, and
-    ``extension`` (the upload's, lower case) a container the service does not take.
-    """
-
-    url: str | None = None
-    path: Path | None = None
-    duration_s: float | None = None
-    size_bytes: int | None = None
-    extension: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.url is None and self.path is None:
-            raise ValueError("a MediaSource needs a url or a path")
+ERRORS = HttpErrors("CLOVA Speech", SpeechToTextError, SpeechToTextTimeout)
 
 
 class ClovaSpeechLongForm:
@@ -109,13 +91,7 @@ class ClovaSpeechLongForm:
         invoke_url: str,
         secret_key: str,
         language: str = "ko",
-        send_url: bool = True,
-        diarization: bool = False,
-        sync_max_audio_seconds: float = 300.0,
-        poll_interval_s: float = 2.0,
-        poll_max_interval_s: float = 15.0,
-        deadline_s: float = 3600.0,
-        timeout_s: float = 60.0,
+        options: ClovaSpeechOptions | None = None,
         max_poll_errors: int = 5,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -123,20 +99,23 @@ class ClovaSpeechLongForm:
     ) -> None:
         self.language = language
         self.clova_language = clova_language(language)
-        self.send_url = send_url
-        self.diarization = diarization
-        self.sync_max_audio_seconds = min(sync_max_audio_seconds, MAX_SYNC_AUDIO_SECONDS)
-        self.poll_interval_s = poll_interval_s
-        self.poll_max_interval_s = max(poll_max_interval_s, poll_interval_s)
-        self.deadline_s = deadline_s
-        self.timeout_s = timeout_s
+        self.options = options if options is not None else ClovaSpeechOptions()
+        self.poll_max_interval_s = max(
+            self.options.poll_max_interval_seconds, self.options.poll_interval_seconds
+        )
         self.max_poll_errors = max_poll_errors
         self._invoke_url = invoke_url.rstrip("/")
         self._sleep = sleep
         self._clock = clock
         self._client = httpx.Client(
-            timeout=timeout_s, transport=transport, headers={API_KEY_HEADER: secret_key}
+            timeout=self.options.timeout_seconds,
+            transport=transport,
+            headers={API_KEY_HEADER: secret_key},
         )
+
+    @property
+    def send_url(self) -> bool:
+        return self.options.send_url
 
     # -- the one public call --------------------------------------------------------------
 
@@ -165,7 +144,7 @@ class ClovaSpeechLongForm:
             "completion": completion,
             "wordAlignment": True,
             "fullText": True,
-            "diarization": {"enable": self.diarization},
+            "diarization": {"enable": self.options.diarization},
         }
         if completion == "async":
             params["resultToObs"] = True
@@ -178,7 +157,7 @@ class ClovaSpeechLongForm:
 
     def _completion(self, source: MediaSource) -> str:
         duration = source.duration_s
-        if duration is not None and duration <= self.sync_max_audio_seconds:
+        if duration is not None and duration <= self.options.sync_max_audio_seconds:
             return "sync"
         return "async"
 
@@ -206,10 +185,11 @@ class ClovaSpeechLongForm:
             )
 
     def _request_timeout(self, source: MediaSource, completion: str) -> httpx.Timeout:
+        timeout_s = self.options.timeout_seconds
         if completion != "sync":
-            return httpx.Timeout(self.timeout_s)
+            return httpx.Timeout(timeout_s)
         audio_s = source.duration_s or 0.0
-        return httpx.Timeout(self.timeout_s + SYNC_TIMEOUT_PER_AUDIO_SECOND * audio_s)
+        return httpx.Timeout(timeout_s + SYNC_TIMEOUT_PER_AUDIO_SECOND * audio_s)
 
     def _post_url(self, url: str, params: Mapping[str, Any], source: MediaSource) -> dict[str, Any]:
         return self._call(
@@ -240,13 +220,14 @@ class ClovaSpeechLongForm:
             )
 
     def _poll(self, token: str, started: float) -> dict[str, Any]:
-        interval = self.poll_interval_s
+        interval = self.options.poll_interval_seconds
+        deadline_s = self.options.deadline_seconds
         errors = 0
         while True:
-            remaining = self.deadline_s - (self._clock() - started)
+            remaining = deadline_s - (self._clock() - started)
             if remaining <= 0:
                 raise SpeechToTextTimeout(
-                    f"CLOVA Speech job {token} not done within {self.deadline_s:.0f} s",
+                    f"CLOVA Speech job {token} not done within {deadline_s:.0f} s",
                     retryable=True,
                 )
             self._sleep(min(interval, remaining))
@@ -265,19 +246,14 @@ class ClovaSpeechLongForm:
             return reply
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self._client.request(method, f"{self._invoke_url}{path}", **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SpeechToTextTimeout(f"CLOVA Speech timed out: {exc}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise SpeechToTextError(f"CLOVA Speech unreachable: {exc}", retryable=True) from exc
+        response = ERRORS.request(self._client, method, f"{self._invoke_url}{path}", **kwargs)
         if response.status_code != httpx.codes.OK:
             raise _error_from_response(response)
         try:
             reply = response.json()
         except ValueError as exc:
             raise SpeechToTextError(
-                f"CLOVA Speech answered 200 without JSON: {response.text[:_ERROR_DETAIL_CHARS]!r}",
+                f"CLOVA Speech answered 200 without JSON: {response.text[:DETAIL_CHARS]!r}",
                 retryable=True,
             ) from exc
         if not isinstance(reply, dict):
@@ -370,29 +346,16 @@ def _token_of(reply: Mapping[str, Any]) -> str:
 
 
 def _error_from_response(response: httpx.Response) -> SpeechToTextError:
-    """Map an error reply; 429 and 5xx are transient, other 4xx and STT006 are not."""
-    detail = response.text[:_ERROR_DETAIL_CHARS]
-    code = ""
-    try:
-        body = response.json()
-        error = body.get("error") if isinstance(body.get("error"), dict) else body
-        code = str(error.get("errorCode") or error.get("code") or error.get("result") or "?")
-        detail = f"{code} {error.get('message', '')}".strip()
-    except (ValueError, AttributeError):
-        pass
-    status = response.status_code
-    message = f"CLOVA Speech HTTP {status}: {detail}"
-    if status == httpx.codes.UNAUTHORIZED:
-        return SpeechToTextError(
-            f"{message}; check CLOVA_SPEECH_SECRET_KEY and CLOVA_SPEECH_INVOKE_URL "
+    """Map an error reply by the shared rule; 401 and STT006 are refusals no retry fixes."""
+    code, _detail = reply_detail(response)
+    hint = None
+    if response.status_code == httpx.codes.UNAUTHORIZED:
+        hint = (
+            "check CLOVA_SPEECH_SECRET_KEY and CLOVA_SPEECH_INVOKE_URL "
             "(the domain's builder, integration tab)"
         )
-    if code == PREPROCESSING_FAILED:
-        return SpeechToTextError(
-            f"{message}; the service cannot decode this media (format or codec), "
-            "which a retry does not change"
+    elif code == PREPROCESSING_FAILED:
+        hint = (
+            "the service cannot decode this media (format or codec), which a retry does not change"
         )
-    retryable = status == httpx.codes.TOO_MANY_REQUESTS or status >= 500
-    if status == _GATEWAY_TIMEOUT_STATUS:
-        return SpeechToTextTimeout(message, retryable=True)
-    return SpeechToTextError(message, retryable=retryable)
+    return ERRORS.from_response(response, hint=hint)
