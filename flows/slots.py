@@ -4,10 +4,12 @@ A run takes a slot for every STT chunk and for its summary. Prefect's `concurren
 context manager costs, for each use, a new API client to release the slot and a thread
 with another client that renews the lease at once and then every 225 s, plus two
 events: per run, more API calls and client set-ups than the rest of its orchestration.
-`engine_slot` holds the same slot with the same lease through the run's own API client:
-acquired (waiting while the limit is full, as Prefect does), renewed only if the work
-outlasts three quarters of the lease, released on exit. A lease that is never released
-(the process died) frees its slot when it expires.
+`engine_slot` holds the same slot with the same lease through the run's own API client.
+It is acquired one request at a time per limit in a process, as Prefect's acquisition
+service queues them (concurrent writes make a SQLite-backed server answer 503), waiting
+while the limit is full, as Prefect does; renewed only if the work outlasts three
+quarters of the lease; released on exit. A lease that is never released (the process
+died) frees its slot when it expires.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ logger = get_logger("slots")
 LEASE_SECONDS = 300.0
 RENEW_AFTER_FRACTION = 0.75
 DEFAULT_WAIT_SECONDS = 1.0  # when a full limit's 423 has no Retry-After
+_requests_in_flight: dict[str, threading.Lock] = {}
+_registry_lock = threading.Lock()
 
 
 @contextmanager
@@ -61,15 +65,18 @@ def _acquire(client: SyncPrefectClient, limit_name: str) -> UUID:
         if context is not None
         else None
     )
+    with _registry_lock:
+        one_at_a_time = _requests_in_flight.setdefault(limit_name, threading.Lock())
     while True:
         try:
-            response = client.increment_concurrency_slots_with_lease(
-                names=[limit_name],
-                slots=1,
-                mode="concurrency",
-                lease_duration=LEASE_SECONDS,
-                holder=holder,
-            )
+            with one_at_a_time:
+                response = client.increment_concurrency_slots_with_lease(
+                    names=[limit_name],
+                    slots=1,
+                    mode="concurrency",
+                    lease_duration=LEASE_SECONDS,
+                    holder=holder,
+                )
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != httpx.codes.LOCKED:
                 raise ConcurrencySlotAcquisitionError(
