@@ -24,48 +24,27 @@ left. Results go to ``bench/results/soak.json``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.chaos import Component, active_flow_runs, backend_jobs, is_final, kill_leftovers
+from bench import harness
+from bench.harness import WARM_WORKER_MARKER, StackSession, rss_mib
 from bench.latency_model import ISSUE_MODEL, configure_fakes
 from local_stack.sample_video import make_tone_video
-from local_stack.stack import WARM_WORK_POOL, aws_client, stack_command, stack_up
+from local_stack.stack import aws_client
 
-HERE = Path(__file__).resolve().parent
-RESULTS_PATH = HERE / "results" / "soak.json"
 USER_ID = "soak"
 GROWTH_TOLERANCE = 0.10
 TEMP_PREFIX = "avp-"
-UPLOAD_THREADS = 8
 POLL_S = 1.0
 SETTLE_TIMEOUT_S = 120.0
-WARM_WORKER_MARKER = ("worker", "start", "--pool", WARM_WORK_POOL)
 # Room for every run the warm worker holds (16 by default): a call refused a slot would
 # sleep for the server's Retry-After (up to 30 s), and the soak is not about the limits.
 ENGINE_LIMITS = {"CLOVA_CSR_CONCURRENCY": "32", "CLAUDE_CONCURRENCY": "16"}
-
-
-def log(message: str) -> None:
-    print(f"[soak {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc/<pid>/status (VmRSS, in kB)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError(f"no VmRSS for process {pid}")
+log = harness.logger("soak")
 
 
 def temp_left(folder: Path) -> list[str]:
@@ -113,80 +92,48 @@ def build_report(
 
 
 class Soak:
-    def __init__(self, folder: Path, env: dict[str, str], video: Path, timeout_s: float) -> None:
-        self.env, self.video, self.timeout_s = env, video, timeout_s
-        self.s3 = aws_client(env, "s3")
-        self.worker = Component("warm-worker", WARM_WORKER_MARKER, env["PREFECT_API_URL"])
+    def __init__(self, stack: StackSession, video: Path, timeout_s: float) -> None:
+        self.env, self.video, self.timeout_s = stack.env, video, timeout_s
+        self.s3 = aws_client(stack.env, "s3")
+        self.worker = stack.component("warm-worker", WARM_WORKER_MARKER)
         self.not_done: list[str] = []
         self.count = 0
-
-    def worker_pid(self) -> int:
-        pid = self.worker.find()
-        if pid is None:
-            raise RuntimeError("the stack's warm worker is not running")
-        return pid
 
     def batch(self, size: int) -> None:
         jobs = [f"soak-{self.count + index:05d}" for index in range(size)]
         self.count += size
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            list(
-                pool.map(
-                    lambda job: self.s3.upload_file(
-                        str(self.video),
-                        self.env["VIDEO_BUCKET_NAME"],
-                        f"videos/{USER_ID}/{job}.mp4",
-                    ),
-                    jobs,
-                )
-            )
-        deadline = time.monotonic() + self.timeout_s
-        records = backend_jobs(self.env)
-        while time.monotonic() < deadline:
-            records = backend_jobs(self.env)
-            if all(is_final(records.get(job)) for job in jobs):
-                break
-            time.sleep(POLL_S)
+        keys = [f"videos/{USER_ID}/{job}.mp4" for job in jobs]
+        harness.upload_all(self.s3, self.video, self.env["VIDEO_BUCKET_NAME"], keys)
+        records = harness.wait_final(self.env, jobs, self.timeout_s, POLL_S)
         self.not_done += [job for job in jobs if (records.get(job) or {}).get("state") != "DONE"]
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S  # the runs' clean-up after the callback
-        while active_flow_runs(self.env) and time.monotonic() < deadline:
-            time.sleep(POLL_S)
+        # the runs' clean-up after the callback
+        harness.settle(self.env, SETTLE_TIMEOUT_S, POLL_S)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.soak", description=(__doc__ or "").split("\n")[0]
-    )
+    parser = harness.bench_parser("soak", __doc__)
     parser.add_argument("--runs", type=int, default=500, help="short runs in all (500)")
     parser.add_argument("--batch", type=int, default=100, help="uploads at once (100)")
     parser.add_argument("--seconds", type=float, default=5.0, help="video length (5)")
     parser.add_argument("--latency-scale", type=float, default=0.1, help="fakes' model (0.1)")
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
-    parser.add_argument("--keep", action="store_true", help="keep the stack folder (logs)")
     args = parser.parse_args(list(argv) if argv is not None else None)
     if args.runs < 1 or args.batch < 1:
         parser.error("--runs and --batch must be at least 1")
-    folder = Path(tempfile.mkdtemp(prefix="soak-stack-"))
-    temp = folder / "tmp"
+    session = StackSession("soak", keep=args.keep)
+    temp = session.folder / "tmp"
     temp.mkdir()
     os.environ.update(TMPDIR=str(temp), **ENGINE_LIMITS)  # the stack's processes inherit them
-    load_at_start = os.getloadavg()
-    log(f"starting the local stack in {folder}; load average {load_at_start}")
-    began = time.monotonic()
-    env: dict[str, str] | None = None
-    report: dict[str, Any] | None = None
-    try:
-        env = stack_up(folder)
-        configure_fakes(env, ISSUE_MODEL.scaled(args.latency_scale))
-        video = make_tone_video(folder / "clip.mp4", seconds=args.seconds)
-        soak = Soak(folder / "logs", env, video, timeout_s=300.0 + 2.0 * args.batch)
+    with session as stack:
+        configure_fakes(stack.env, ISSUE_MODEL.scaled(args.latency_scale))
+        video = make_tone_video(stack.folder / "clip.mp4", seconds=args.seconds)
+        soak = Soak(stack, video, timeout_s=300.0 + 2.0 * args.batch)
         soak.batch(1)  # the warm-up: the worker loads the flow, its blocks and clients
-        pid = soak.worker_pid()
+        pid = soak.worker.pid()
         rss_by_runs = {0: rss_mib(pid)}
         log(f"warm worker {pid}: {rss_by_runs[0]} MiB after the warm-up job")
         while soak.count - 1 < args.runs:
             soak.batch(min(args.batch, args.runs - (soak.count - 1)))
-            if soak.worker_pid() != pid:
+            if soak.worker.pid() != pid:
                 raise RuntimeError("the warm worker was restarted during the soak")
             rss_by_runs[soak.count - 1] = rss_mib(pid)
             log(
@@ -204,25 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "latency_model": ISSUE_MODEL.scaled(args.latency_scale).to_json(),
                 "temp_folder": "TMPDIR of the stack, its own folder",
                 "engine_limits": ENGINE_LIMITS,
-                "cpus": os.cpu_count(),
-                "load_average_at_start": load_at_start,
-                "load_average_at_end": os.getloadavg(),
-                "total_s": round(time.monotonic() - began, 1),
+                **harness.machine(stack.load_at_start),
+                "total_s": stack.elapsed(),
             },
         )
-    finally:
-        stack_command("down", folder)
-        if env is not None:
-            left = kill_leftovers(env["PREFECT_API_URL"])
-            if left:
-                log(f"killed {len(left)} leftover processes of the stack: {left}")
-        if args.keep or report is None:
-            log(f"stack folder kept: {folder} (logs in {folder / 'logs'})")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"soak, {report['runs']} runs (written to {args.output}):")
+        stack.succeeded(True)
+    harness.write_report(report, args.output, f"soak, {report['runs']} runs")
     print(f"  warm worker RSS MiB: {report['rss_mib']}")
     print(f"  by runs: {report['rss_by_runs_mib']}")
     print(f"  temp files left: {report['temp_files_left'] or 'none'}")

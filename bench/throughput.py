@@ -85,20 +85,12 @@ every mode's figures are under ``modes``. The results go to
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import re
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,21 +101,36 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolUpdate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-from prefect.client.schemas.objects import FlowRun
 
-from bench.chaos import (
+from bench import harness
+from bench.harness import (
+    PRODUCTION_TIMEOUTS,
+    SENSOR_MARKER,
     Component,
-    active_flow_runs,
-    backend_jobs,
-    is_final,
-    job_ids,
-    kill_leftovers,
-    queue_depth,
+    StackSession,
     read_all_flow_runs,
 )
-from bench.latency_model import ISSUE_MODEL, configure_fakes
-from bench.proc_cpu import CpuSampler, RoleCpu, all_stats, tree
-from local_stack.database import POSTGRES, add_database_argument, postgres_server_pid
+from bench.latency_model import configure_fakes
+from bench.proc_cpu import CpuSampler
+from bench.throughput_figures import (
+    CLAUDE_LIMIT,
+    CSR_LIMIT,
+    MODEL,
+    VIDEO_SECONDS,
+    api_calls,
+    build_report,
+    cpu_figures,
+    engine_bound,
+    engine_seconds_per_job,
+    median_run_seconds,
+    per_run,
+    print_table,
+    quantile,
+    rate_figures,
+    recommendation,
+    slot_utilisation,
+)
+from local_stack.database import POSTGRES, postgres_server_pid
 from local_stack.sample_video import make_tone_video
 from local_stack.stack import (
     DEPLOYMENT,
@@ -134,35 +141,18 @@ from local_stack.stack import (
     WORK_POOL,
     aws_client,
     prefect_client,
-    read_stack_env,
-    stack_command,
 )
-from video_processor.config import LlmEngineName, SttEngineName, concurrency_limit_name
 
-HERE = Path(__file__).resolve().parent
-RESULTS_PATH = HERE / "results" / "throughput.json"
-VIDEO_SECONDS = 60.0
-MODEL = ISSUE_MODEL  # CSR 0.5 s + 0.15 s × chunk seconds, Claude 2 s + 15 ms × output tokens
-# The production defaults of the settings; the stack's fake mode sets 3 s, shorter than
-# one modelled 55 s CSR chunk (8.75 s).
-ENGINE_TIMEOUTS = {"CLOVA_TIMEOUT_SECONDS": "60", "CLAUDE_TIMEOUT_SECONDS": "120"}
-CSR_LIMIT = concurrency_limit_name("stt", SttEngineName.CLOVA_CSR)
-CLAUDE_LIMIT = concurrency_limit_name("llm", LlmEngineName.CLAUDE)
-TARGET_SPEEDUP = 10.0
-TARGET_CPU_S_PER_JOB = 1.5
 MODES = ("warm", "process", "process-engine")
 DEFAULT_MODES = ("warm",)
-HEADLINE_MODE = "warm"
 # The engines allow far over 15x the sequential rate (the product's defaults, CSR 8 and
 # Claude 4, cap this bench near 8x) and every run in flight gets its slots at once: with
 # more chunks waiting than slots, Prefect's 423 Retry-After back-off (up to 30 s) leaves
 # slots idle, and 32 runs in flight made the SQLite server answer "database is locked".
 DEFAULT_LIMITS = {"csr": 32, "claude": 16, "deployment": 16, "work_pool": 16}
-SUSTAINED_QUANTILES = (0.1, 0.9)
 SEQUENTIAL_BUCKET = "throughput-sequential-bucket"
 SEQUENTIAL_QUEUE = "throughput-sequential"
 SEQUENTIAL_USER = "throughput-seq"
-UPLOAD_THREADS = 8
 IDLE_S = 10.0
 POLL_S = 1.0
 READY_TIMEOUT_S = 120.0
@@ -174,37 +164,9 @@ SERVER_LOG_VARIABLE = "PREFECT_SERVER_LOGGING_LEVEL"
 ROUTE_VARIABLE = "ROUTE_MAX_WARM_BYTES"
 WARM_LIMIT_VARIABLE = "WARM_WORKER_MAX_CONCURRENT_RUNS"
 EVENTS_SETTLE_S = 5.0  # the server's event persister writes in batches
-ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/\S*) HTTP/[0-9.]+" (?P<status>\d{3})')
-ID_IN_PATH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-CPU_ACCOUNTING = (
-    "CPU seconds from /proc (utime+stime of live processes plus cutime+cstime of reaped "
-    "children) of the Prefect server (and of its PostgreSQL when the stack runs one), the "
-    "SQS sensor and the worker that runs the mode's flow runs (the warm worker or the "
-    "process worker), with every process they started, from the "
-    "first upload until the phase's runs are final and their processes gone; minus "
-    "ffmpeg/ffprobe. Includes the stage code inside flow runs; excludes the idle other "
-    "worker, moto, the fakes, the backend and the bench."
-)
-EVENTS_METHOD = (
-    "POST /api/events/count-by/event on the stack's Prefect server after the phase: "
-    "events_per_run filters any_resource.id on the mode's flow runs "
-    "(prefect.flow-run.<id>: the runs' own, their task runs', artifacts', blocks' and "
-    "concurrency-limit events), events_in_window_per_run filters only on the phase's "
-    "time window (workers, sensor, automations too); both over N."
-)
-API_CALLS_METHOD = (
-    "HTTP requests in the Prefect server's uvicorn access log (the server runs with "
-    "PREFECT_SERVER_LOGGING_LEVEL=INFO) written between the first upload and the end of "
-    "the phase, over N; by method and path, ids replaced by {id}. Every client is "
-    "counted: the flow runs, the workers' and the sensor's polling, and this bench's "
-    "check that no run is left active once every callback arrived (one flow-run "
-    "filter a second, for a few seconds). Events go over one websocket per process "
-    "and are not API calls."
-)
 
 
-def log(message: str) -> None:
-    print(f"[throughput {datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+log = harness.logger("throughput")
 
 
 @dataclass
@@ -220,241 +182,14 @@ class Settings:
     seed: int
 
 
-# --- pure parts: figures of a phase and the report -------------------------------------
-
-
-def per_minute(jobs: int, seconds: float | None) -> float | None:
-    return round(jobs / (seconds / 60), 2) if seconds else None
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    return round(numerator / denominator, 2) if numerator and denominator else None
-
-
-def completion_seconds(started_at: datetime, records: Iterable[dict[str, Any]]) -> list[float]:
-    """Each job's first accepted final callback, in seconds after the first upload, sorted."""
-    times = []
-    for record in records:
-        accepted = [
-            datetime.fromisoformat(callback["received_at"])
-            for callback in record.get("callbacks", [])
-            if callback.get("accepted")
-        ]
-        if accepted:
-            times.append((min(accepted) - started_at).total_seconds())
-    return sorted(times)
-
-
-def wall_seconds(started_at: datetime, records: Iterable[dict[str, Any]]) -> float | None:
-    """From the first upload to the last accepted final callback the backend received."""
-    last = None
-    for record in records:
-        for callback in record.get("callbacks", []):
-            if callback.get("accepted"):
-                received = datetime.fromisoformat(callback["received_at"])
-                last = received if last is None or received > last else last
-    return (last - started_at).total_seconds() if last else None
-
-
-def sustained_per_minute(
-    completions: Sequence[float], quantiles: tuple[float, float] = SUSTAINED_QUANTILES
-) -> float | None:
-    """Completions per minute between the low and the high quantile completion (sorted
-    seconds): the rate without the ramp-up and the tail."""
-    if len(completions) < 3:
-        return None
-    first = max(0, math.ceil(quantiles[0] * len(completions)) - 1)
-    last = min(len(completions) - 1, math.ceil(quantiles[1] * len(completions)) - 1)
-    span = completions[last] - completions[first]
-    return round((last - first) / (span / 60), 2) if last > first and span > 0 else None
-
-
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """The value at quantile q of the sorted values (nearest rank)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 2)
-
-
-def api_calls(lines: Iterable[str]) -> Counter[str]:
-    """HTTP requests in uvicorn access-log lines, by `METHOD /path` with ids as {id}."""
-    calls: Counter[str] = Counter()
-    for line in lines:
-        found = ACCESS_LINE.search(line)
-        if found:
-            path = ID_IN_PATH.sub("{id}", found["path"].split("?", 1)[0])
-            calls[f"{found['method']} {path}"] += 1
-    return calls
-
-
-def per_run(counts: Counter[str], runs: int, top: int = 15) -> dict[str, Any]:
-    """A count's total per run and its largest parts per run."""
-    total = sum(counts.values())
-    return {
-        "per_run": round(total / runs, 1) if runs else None,
-        "total": total,
-        "top_per_run": {name: round(count / runs, 2) for name, count in counts.most_common(top)}
-        if runs
-        else {},
-    }
-
-
-def cpu_figures(cpu: dict[str, RoleCpu], jobs: int) -> dict[str, Any]:
-    orchestration = sum(role.orchestration_s for role in cpu.values())
-    return {
-        "orchestration_cpu_s": round(orchestration, 2),
-        "orchestration_cpu_s_per_job": round(orchestration / jobs, 3) if jobs else None,
-        "media_cpu_s": round(sum(role.media_s for role in cpu.values()), 2),
-        "cpu_by_role": {
-            name: {
-                "total_s": round(role.total_s, 2),
-                "media_s": round(role.media_s, 2),
-                "orchestration_s": round(role.orchestration_s, 2),
-            }
-            for name, role in cpu.items()
-        },
-    }
-
-
-def meets_targets(mode: dict[str, Any]) -> dict[str, bool]:
-    speedup = mode.get("speedup_vs_sequential")
-    cpu = mode.get("orchestration_cpu_s_per_job")
-    return {
-        "speedup": speedup is not None and speedup >= TARGET_SPEEDUP and not mode.get("lost"),
-        "cpu": cpu is not None and cpu <= TARGET_CPU_S_PER_JOB,
-    }
-
-
-def pick_headline(modes: dict[str, dict[str, Any]]) -> str:
-    """The warm worker (the deployed set-up) when measured, else the first mode."""
-    return HEADLINE_MODE if HEADLINE_MODE in modes else next(iter(modes))
-
-
-def build_report(
-    sequential: dict[str, Any],
-    modes: dict[str, dict[str, Any]],
-    limits: dict[str, Any],
-    extra: dict[str, Any],
-) -> dict[str, Any]:
-    """The report: the headline mode's figures on top, every mode under `modes`."""
-    for mode in modes.values():
-        mode["speedup_vs_sequential"] = ratio(
-            mode["sustained_jobs_per_min"], sequential["sustained_jobs_per_min"]
-        )
-        mode["speedup_whole_batch"] = ratio(mode["jobs_per_min"], sequential["jobs_per_min"])
-        mode["targets_met"] = meets_targets(mode)
-    headline = pick_headline(modes)
-    chosen = modes[headline]
-    return {
-        "mode": headline,
-        "n": chosen["n"],
-        "sustained_jobs_per_min": chosen["sustained_jobs_per_min"],
-        "jobs_per_min": chosen["jobs_per_min"],
-        "sequential_jobs_per_min": sequential["jobs_per_min"],
-        "sequential_sustained_jobs_per_min": sequential["sustained_jobs_per_min"],
-        "speedup_vs_sequential": chosen["speedup_vs_sequential"],
-        "speedup_whole_batch": chosen["speedup_whole_batch"],
-        "orchestration_cpu_s_per_job": chosen["orchestration_cpu_s_per_job"],
-        "events_per_run": chosen.get("events", {}).get("per_run"),
-        "api_calls_per_run": chosen.get("api_calls", {}).get("per_run"),
-        "dispatch_s": chosen.get("dispatch_s"),
-        "target": {
-            "speedup_vs_sequential_min": TARGET_SPEEDUP,
-            "orchestration_cpu_s_per_job_max": TARGET_CPU_S_PER_JOB,
-        },
-        "target_met": all(chosen["targets_met"].values()),
-        "limits": limits,
-        "latency_model": MODEL.to_json(),
-        "video_seconds": VIDEO_SECONDS,
-        "sustained_rate": (
-            f"completions between the {SUSTAINED_QUANTILES[0]:.0%} and the "
-            f"{SUSTAINED_QUANTILES[1]:.0%} completion (nearest rank) over the time between them"
-        ),
-        "cpu_counted": CPU_ACCOUNTING,
-        "events_counted": EVENTS_METHOD,
-        "api_calls_counted": API_CALLS_METHOD,
-        "sequential": sequential,
-        "modes": modes,
-        **extra,
-    }
-
-
-def print_table(report: dict[str, Any]) -> None:
-    sequential = report["sequential"]
-    header = (
-        "mode",
-        "n",
-        "done",
-        "wall s",
-        "jobs/min",
-        "sustained",
-        "× seq",
-        "orch CPU-s/job",
-        "events/run",
-        "API calls/run",
-        "dispatch s",
-        "target",
-    )
-    rows: list[list[Any]] = [
-        [
-            "sequential",
-            sequential["n"],
-            sequential["done"],
-            sequential["wall_s"],
-            sequential["jobs_per_min"],
-            sequential["sustained_jobs_per_min"],
-            1.0,
-            sequential.get("cpu_s_per_job"),
-            None,
-            None,
-            None,
-            "",
-        ]
-    ]
-    for name, mode in report["modes"].items():
-        met = mode["targets_met"]
-        verdict = "yes" if all(met.values()) else ", ".join(k for k, ok in met.items() if not ok)
-        dispatch = mode.get("dispatch_s") or {}
-        rows.append(
-            [
-                name,
-                mode["n"],
-                mode["done"],
-                mode["wall_s"],
-                mode["jobs_per_min"],
-                mode["sustained_jobs_per_min"],
-                mode["speedup_vs_sequential"],
-                mode["orchestration_cpu_s_per_job"],
-                mode.get("events", {}).get("per_run"),
-                mode.get("api_calls", {}).get("per_run"),
-                dispatch.get("first"),
-                verdict,
-            ]
-        )
-    table = [header, *[tuple("-" if v is None else str(v) for v in row) for row in rows]]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-    print(
-        f"  headline: {report['mode']} — {report['sustained_jobs_per_min']} jobs/min "
-        f"sustained ({report['jobs_per_min']} whole batch), "
-        f"{report['speedup_vs_sequential']}× sequential ({report['speedup_whole_batch']}× "
-        f"whole batch), {report['orchestration_cpu_s_per_job']} orchestration CPU-s/job; "
-        f"target met: {report['target_met']}"
-    )
-    print("  (sequential row: CPU-s/job is the worker's own CPU without ffmpeg, no Prefect;")
-    print("   × seq: sustained rates; dispatch s: the first run's upload → Running)")
-
-
 # --- the stack -------------------------------------------------------------------------
 
 
 @dataclass
 class Bench:
     settings: Settings
-    folder: Path
-    env: dict[str, str]
+    stack: StackSession
+    env: dict[str, str] = field(init=False)
     video: Path = field(init=False)
     s3: Any = field(init=False)
     sqs: Any = field(init=False)
@@ -466,6 +201,7 @@ class Bench:
     uploaded: dict[str, datetime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.env = self.stack.env
         self.s3, self.sqs = aws_client(self.env, "s3"), aws_client(self.env, "sqs")
         self.client = prefect_client(self.env)
         self.client.__enter__()
@@ -473,15 +209,12 @@ class Bench:
             name: self.client.read_deployment_by_name(name).id
             for name in (DEPLOYMENT, ISOLATED_DEPLOYMENT)
         }
-        self.sensor = self.component("sensor", ["sensors.sqs_sensor"])
-        self.video = make_tone_video(self.folder / "clip-60s.mp4", seconds=VIDEO_SECONDS)
+        self.sensor = self.stack.component("sensor", SENSOR_MARKER)
+        self.video = make_tone_video(self.stack.folder / "clip-60s.mp4", seconds=VIDEO_SECONDS)
 
     @property
     def logs(self) -> Path:
-        return self.folder / "logs"
-
-    def component(self, name: str, marker: list[str]) -> Component:
-        return Component(name, marker, self.env["PREFECT_API_URL"])
+        return self.stack.logs
 
     def close(self) -> None:
         for process in self.children:
@@ -494,19 +227,11 @@ class Bench:
         """Engine timeouts and global limits (bootstrap), both deployments' and pools'
         limits; the limits used."""
         overrides = {
-            **ENGINE_TIMEOUTS,
+            **PRODUCTION_TIMEOUTS,
             "CLOVA_CSR_CONCURRENCY": str(self.settings.csr_concurrency),
             "CLAUDE_CONCURRENCY": str(self.settings.claude_concurrency),
         }
-        with (self.logs / "bootstrap.log").open("ab") as output:
-            subprocess.run(
-                [sys.executable, "-m", "blocks.bootstrap"],
-                cwd=REPO_ROOT,
-                env={**os.environ, **self.env, **overrides},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                check=True,
-            )
+        harness.bootstrap(self.stack, overrides)
         for deployment_id in self.deployment_ids.values():
             self.client.update_deployment(
                 deployment_id,
@@ -542,7 +267,7 @@ class Bench:
             "warm_worker_max_concurrent_runs": int(os.environ[WARM_LIMIT_VARIABLE]),
             # A run refused a deployment slot is retried this much later (server setting).
             "deployment_slot_wait_s": float(os.environ.get(SLOT_WAIT_VARIABLE, 30.0)),
-            "engine_timeouts_s": {key: float(value) for key, value in ENGINE_TIMEOUTS.items()},
+            "engine_timeouts_s": {key: float(value) for key, value in PRODUCTION_TIMEOUTS.items()},
         }
 
     def fake_stats(self) -> dict[str, Any]:
@@ -554,11 +279,10 @@ class Bench:
             "messages",
             "output_tokens",
         )
-        stats = {}
-        for name, variable in (("clova", "FAKE_CLOVA_URL"), ("anthropic", "FAKE_ANTHROPIC_URL")):
-            found = httpx.get(f"{self.env[variable]}/__admin/stats", timeout=10).json()
-            stats[name] = {key: found[key] for key in keep if key in found}
-        return stats
+        return {
+            name: {key: found[key] for key in keep if key in found}
+            for name, found in harness.fake_stats(self.env).items()
+        }
 
     def start_process(self, name: str, command: list[str], env: dict[str, str]) -> Any:
         """Start a helper with its output in logs/<name>.log; wait for its `ready` line."""
@@ -583,41 +307,22 @@ class Bench:
         raise RuntimeError(f"{name} not ready within {READY_TIMEOUT_S:.0f} s; see {path}")
 
     def upload_all(self, bucket: str, user: str, jobs: list[str]) -> datetime:
-        """Upload every copy at once (a few threads); returns when the first one started.
-        Each job's upload end is kept in `uploaded` (for its dispatch time)."""
+        """Upload every copy at once; returns when the first one started. Each job's upload
+        end is kept in `uploaded` (for its dispatch time)."""
         started_at = datetime.now(UTC)
-
-        def upload(job: str) -> None:
-            self.s3.upload_file(str(self.video), bucket, f"videos/{user}/{job}.mp4")
-            self.uploaded[job] = datetime.now(UTC)
-
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            list(pool.map(upload, jobs))
+        keys = {f"videos/{user}/{job}.mp4": job for job in jobs}
+        ended = harness.upload_all(self.s3, self.video, bucket, keys)
+        self.uploaded.update({keys[key]: moment for key, moment in ended.items()})
         return started_at
 
     def wait_final(self, jobs: list[str], label: str) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + self.settings.timeout_s
-        last_report = time.monotonic()
-        while True:
-            records = backend_jobs(self.env)
-            finished = sum(is_final(records.get(job)) for job in jobs)
-            if finished == len(jobs) or time.monotonic() > deadline:
-                return {job: records[job] for job in jobs if job in records}
-            if time.monotonic() - last_report >= 30:
-                last_report = time.monotonic()
-                log(f"{label}: {finished}/{len(jobs)} final")
-            time.sleep(POLL_S)
+        return harness.wait_final(
+            self.env, jobs, self.settings.timeout_s, POLL_S, lambda text: log(f"{label}: {text}")
+        )
 
     def settle(self, worker: Component) -> bool:
         """No run active, the queue empty, and no process left under the worker."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            busy = active_flow_runs(self.env) or queue_depth(self.sqs, self.env["SQS_QUEUE_URL"])
-            pid = worker.find()
-            if not busy and (pid is None or len(tree(pid, all_stats())) == 1):
-                return True
-            time.sleep(POLL_S)
-        return False
+        return harness.settle(self.env, SETTLE_TIMEOUT_S, POLL_S, self.sqs, worker)
 
     def flow_run_summary(self, user: str) -> dict[str, Any]:
         runs = read_all_flow_runs(
@@ -657,10 +362,13 @@ class Bench:
         url = f"{self.env['PREFECT_API_URL']}/events/count-by/event"
         occurred = {"since": since.isoformat(), "until": until.isoformat()}
         runs = {"any_resource": {"id": [f"prefect.flow-run.{run_id}" for run_id in run_ids]}}
+        # The stack's server asks for its credential (HTTP basic, `user:password`).
+        user, _, password = self.env.get("PREFECT_API_AUTH_STRING", "").partition(":")
+        auth = (user, password) if user else None
         counts = []
         for extra in (runs, {}):
             body = {"filter": {"occurred": occurred, **extra}, "time_unit": "day"}
-            response = httpx.post(url, json=body, timeout=60)
+            response = httpx.post(url, json=body, timeout=60, auth=auth)
             response.raise_for_status()
             counts.append(Counter({row["value"]: row["count"] for row in response.json()}))
         return counts[0], counts[1]
@@ -686,18 +394,12 @@ class Bench:
                 raise RuntimeError("the stack's sensor is not running")
             return pid
         pid = self.sensor.restart_with(
-            self.folder, {ROUTE_VARIABLE: "0"} if isolated else {}, READY_TIMEOUT_S
+            self.stack.folder, {ROUTE_VARIABLE: "0"} if isolated else {}, READY_TIMEOUT_S
         )
         self.routed_isolated = isolated
-        url = f"http://127.0.0.1:{self.env['SENSOR_METRICS_PORT']}/metrics"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(url, timeout=2)
-                return pid
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        raise RuntimeError(f"the restarted sensor is not ready; see {self.logs / 'sensor.log'}")
+        if harness.sensor_ready(self.env, READY_TIMEOUT_S) is None:
+            raise RuntimeError(f"the restarted sensor is not ready; see {self.logs / 'sensor.log'}")
+        return pid
 
     # the sequential baseline ------------------------------------------------------------
 
@@ -737,7 +439,7 @@ class Bench:
             [sys.executable, "-m", "bench.sequential_worker", "--queue-url", url],
             {**os.environ, **self.env},
         )
-        jobs = job_ids(n, self.settings.seed)
+        jobs = harness.job_ids(n, self.settings.seed)
         sampler = CpuSampler({"sequential-worker": process.pid})
         sampler.start()
         log(f"sequential: {n} jobs, one at a time")
@@ -761,18 +463,18 @@ class Bench:
     def run_mode(self, mode: str, index: int) -> dict[str, Any]:
         n = self.settings.n
         user = f"throughput-{mode}"
-        jobs = job_ids(n, self.settings.seed + 1 + index)
+        jobs = harness.job_ids(n, self.settings.seed + 1 + index)
         warm = mode == "warm"
         pool = WARM_WORK_POOL if warm else WORK_POOL
-        server = self.component("prefect-server", ["server", "start"])
-        worker = self.component("worker", ["worker", "start", "--pool", pool])
+        server = self.stack.component("prefect-server", ["server", "start"])
+        worker = self.stack.component("worker", ["worker", "start", "--pool", pool])
         roots = {
             "prefect-server": server.find(),
             "sensor": self.route_everything_isolated(not warm),
             "worker": worker.find(),
         }
         if self.env["PREFECT_DB"] == POSTGRES:  # the server's database work happens there
-            roots["postgres"] = postgres_server_pid(self.folder)
+            roots["postgres"] = postgres_server_pid(self.stack.folder)
         missing = [name for name, pid in roots.items() if pid is None]
         if missing:
             raise RuntimeError(f"{mode}: processes not found in /proc: {missing}")
@@ -846,66 +548,6 @@ class Bench:
         return restore
 
 
-def rate_figures(
-    n: int, started_at: datetime, records: dict[str, dict[str, Any]]
-) -> dict[str, Any]:
-    """Done, failed and lost jobs; the whole-batch and the sustained rate."""
-    done = sum(record.get("state") == "DONE" for record in records.values())
-    wall = wall_seconds(started_at, records.values())
-    return {
-        "n": n,
-        "done": done,
-        "failed": sum(record.get("state") == "FAILED" for record in records.values()),
-        "lost": n - sum(is_final(record) for record in records.values()),
-        "wall_s": round(wall, 1) if wall else None,
-        "jobs_per_min": per_minute(done, wall),
-        "sustained_jobs_per_min": sustained_per_minute(
-            completion_seconds(started_at, records.values())
-        ),
-    }
-
-
-def median_run_seconds(runs: list[FlowRun]) -> float | None:
-    durations = [
-        (run.end_time - run.start_time).total_seconds()
-        for run in runs
-        if run.start_time and run.end_time
-    ]
-    return round(statistics.median(durations), 1) if durations else None
-
-
-def engine_seconds_per_job(stats: dict[str, Any], jobs: int) -> dict[str, float] | None:
-    """Modelled engine seconds per job (what one job holds of each concurrency limit)."""
-    clova, claude = stats.get("clova", {}), stats.get("anthropic", {})
-    if not jobs or not clova.get("requests") or not claude.get("messages"):
-        return None
-    csr = clova["requests"] * MODEL.csr_base_s + clova.get("audio_seconds", 0.0) * (
-        MODEL.csr_per_audio_s
-    )
-    llm = MODEL.claude_s(claude.get("output_tokens", 0), calls=claude["messages"])
-    return {"clova_csr": round(csr / jobs, 2), "claude": round(llm / jobs, 2)}
-
-
-def slot_utilisation(limits: dict[str, Any], mode: dict[str, Any]) -> dict[str, float] | None:
-    """Modelled engine seconds over slot seconds available during the wall time (1 = full)."""
-    seconds = engine_seconds_per_job(mode["fakes"], 1)
-    if not seconds or not mode["wall_s"]:
-        return None
-    return {
-        "clova_csr": round(seconds["clova_csr"] / (limits[CSR_LIMIT] * mode["wall_s"]), 2),
-        "claude": round(seconds["claude"] / (limits[CLAUDE_LIMIT] * mode["wall_s"]), 2),
-    }
-
-
-def engine_bound(limits: dict[str, Any], seconds: dict[str, float] | None) -> float | None:
-    """The most jobs per minute the engines' global concurrency limits allow."""
-    if not seconds:
-        return None
-    csr: float = limits[CSR_LIMIT] * 60 / seconds["clova_csr"]
-    claude: float = limits[CLAUDE_LIMIT] * 60 / seconds["claude"]
-    return round(min(csr, claude), 1)
-
-
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -916,24 +558,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def recommendation(report: dict[str, Any]) -> str:
-    modes = report["modes"]
-    parts = [
-        f"{name}: {mode['sustained_jobs_per_min']} jobs/min sustained "
-        f"({mode['speedup_vs_sequential']}× sequential; whole batch {mode['jobs_per_min']}, "
-        f"{mode['speedup_whole_batch']}×), {mode['orchestration_cpu_s_per_job']} "
-        f"orchestration CPU-s/job"
-        for name, mode in modes.items()
-    ]
-    met = report["target_met"]
-    verdict = f"{report['mode']} {'meets' if met else 'misses'} the targets"
-    return f"{verdict}. " + "; ".join(parts) + "."
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.throughput", description=__doc__.split("\n")[0]
-    )
+    parser = harness.bench_parser("throughput", __doc__, database=True)
     parser.add_argument("--n", type=int, default=100, help="videos per concurrent mode (100)")
     parser.add_argument("--sequential-n", type=int, default=10, help="jobs of the baseline (10)")
     parser.add_argument(
@@ -967,9 +593,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"server's retry delay for a refused deployment slot ({SLOT_WAIT_VARIABLE}; 30)",
     )
     parser.add_argument("--seed", type=int, default=20261126)
-    parser.add_argument("--output", type=Path, default=RESULTS_PATH)
-    parser.add_argument("--keep", action="store_true", help="keep the stack folder (logs)")
-    add_database_argument(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
     chosen = {mode.strip() for mode in args.modes.split(",") if mode.strip()}
     modes = [mode for mode in MODES if mode in chosen]
@@ -995,24 +618,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[SLOT_WAIT_VARIABLE] = str(args.slot_wait_seconds)
     os.environ[SERVER_LOG_VARIABLE] = "INFO"
     os.environ[WARM_LIMIT_VARIABLE] = str(args.work_pool_concurrency)
-    folder = Path(tempfile.mkdtemp(prefix="throughput-stack-"))
-    load_at_start = os.getloadavg()
-    log(f"starting the local stack in {folder}; load average {load_at_start}")
-    began = time.monotonic()
-    bench: Bench | None = None
-    report: dict[str, Any] | None = None
-    api_url: str | None = None
-    try:
-        started = stack_command("up", folder, database=args.db)
-        if started.returncode != 0:
-            print(started.stdout, started.stderr, file=sys.stderr)
-            raise RuntimeError("the local stack failed to start")
-        env = read_stack_env(folder)
-        api_url = env["PREFECT_API_URL"]
-        stack_up_s = time.monotonic() - began
-        bench = Bench(settings, folder, env)
+    with StackSession("throughput", database=args.db, keep=args.keep) as stack:
+        bench = Bench(settings, stack)
+        stack.on_close(bench.close)
         limits = bench.configure()
-        log(f"stack up in {stack_up_s:.0f} s; limits {limits}")
+        log(f"stack up in {stack.stack_start_s:.0f} s; limits {limits}")
         sequential = bench.run_sequential()
         log(f"sequential: {sequential['jobs_per_min']} jobs/min")
         limits["engine_bound_jobs_per_min"] = engine_bound(
@@ -1024,38 +634,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             results,
             limits,
             {
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "load_average_at_start": load_at_start,
-                    "load_average_at_end": os.getloadavg(),
-                },
-                "database": env["PREFECT_DB"],
-                "stack_start_s": round(stack_up_s, 1),
-                "total_s": round(time.monotonic() - began, 1),
+                "machine": harness.machine(stack.load_at_start),
+                "database": stack.env["PREFECT_DB"],
+                "stack_start_s": round(stack.stack_start_s, 1),
+                "total_s": stack.elapsed(),
             },
         )
         report["recommendation"] = recommendation(report)
-    finally:
-        if bench is not None:
-            bench.close()
-        stack_command("down", folder)
-        if api_url is not None:
-            left = kill_leftovers(api_url)
-            if left:
-                log(f"killed {len(left)} leftover processes of the stack: {left}")
-        keep = (
-            args.keep
-            or report is None
-            or not all(mode["done"] == mode["n"] for mode in report["modes"].values())
-        )
-        if keep:
-            log(f"stack folder kept: {folder} (logs in {folder / 'logs'})")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-    report["stack_folder"] = str(folder) if keep else None
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    print(f"throughput, N={settings.n}, {report['database']} (written to {args.output}):")
+        stack.succeeded(all(mode["done"] == mode["n"] for mode in report["modes"].values()))
+    report["stack_folder"] = stack.kept_folder
+    harness.write_report(report, args.output, f"throughput, N={settings.n}, {report['database']}")
     print_table(report)
     print(f"  {report['recommendation']}")
     return 0 if report["target_met"] else 1

@@ -29,11 +29,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.results import ResultStore, get_result_store
 
 from flows import cancellation, runtime
 from flows.retry_tally import count_retries
+from flows.slots import engine_slot
 from video_processor import outbox, s3, stages
 from video_processor.config import concurrency_limit_name
 from video_processor.errors import CallbackError, is_retryable
@@ -127,7 +127,7 @@ def transcribe(job: JobContext, manifest: AudioManifest, plan: RunPlan) -> Trans
     paces them across runs), stitched in order; a whole-media engine takes the video."""
     engine = runtime.stt_engine(plan)
     if isinstance(engine, WholeMedia):
-        with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+        with engine_slot(concurrency_limit_name("stt", plan.stt_engine)):
             return stages.transcribe_media(
                 runtime.s3_client(), engine, job, manifest.video_duration_s
             )
@@ -154,11 +154,11 @@ def _transcribe_stored(
 ) -> ChunkTranscript:
     """One chunk, from the result store when an earlier attempt already transcribed it."""
     key = chunk_result_key(chunk, plan)
-    if store.exists(key):
-        record = store.read(key)
-        return ChunkTranscript.model_validate(record.result)
+    stored = _read_stored_chunk(store, key)
+    if stored is not None:
+        return stored
     cancellation.raise_if_requested()
-    with concurrency(concurrency_limit_name("stt", plan.stt_engine), occupy=1, strict=True):
+    with engine_slot(concurrency_limit_name("stt", plan.stt_engine)):
         throttle = runtime.request_throttle("stt", plan.stt_engine)
         if throttle is not None:
             throttle()
@@ -170,6 +170,16 @@ def _transcribe_stored(
         )
     store.write(part, key=key)
     return part
+
+
+def _read_stored_chunk(store: ResultStore, key: str) -> ChunkTranscript | None:
+    """The chunk's transcript if an earlier attempt stored it: one read, any failure a miss
+    (as `ResultStore.exists` treats it), so at worst the chunk is transcribed again."""
+    try:
+        record = store.read(key)
+    except Exception:
+        return None
+    return ChunkTranscript.model_validate(record.result)
 
 
 def chunk_result_key(chunk: AudioChunk, plan: RunPlan) -> str:
@@ -218,7 +228,7 @@ class ChunkProgress:
 def summarize(job: JobContext, transcript: Transcript, plan: RunPlan) -> Summary:
     """Summarise the transcript (cached: a retry never pays for it twice)."""
     summarizer = runtime.summarizer(plan)
-    with concurrency(concurrency_limit_name("llm", plan.llm_engine), occupy=1, strict=True):
+    with engine_slot(concurrency_limit_name("llm", plan.llm_engine)):
         return summarizer.summarize(transcript)
 
 

@@ -67,6 +67,7 @@ READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 SERVER_START_ATTEMPTS = 3
 RESTARTED_ON_EXIT = frozenset({"sensor", "worker", "warm-worker"})
+PROCESS_WORKER_QUERY_SECONDS = 5
 RESTART_CHECK_S = 1.0
 FAKE_ENGINES = "fake"
 PREFECT_CLI = str(Path(sys.executable).with_name("prefect"))
@@ -114,6 +115,7 @@ class Stack:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     prefect_database: PrefectDatabase | None = None
     commands: dict[str, list[str]] = field(default_factory=dict)
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def logs(self) -> Path:
@@ -122,6 +124,7 @@ class Stack:
     def spawn(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
         """Start a process of the stack; `env` is for this process alone (not stack.env)."""
         self.commands[name] = command
+        self.process_env[name] = dict(env or {})
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             command,
@@ -278,8 +281,13 @@ class Stack:
         self.run("bootstrap", [sys.executable, "-m", "blocks.bootstrap"])
         if self.external_workers:
             return
+        # The process worker takes the isolated (large) videos and operations runs, whose
+        # start-up is seconds anyway: it polls less often than the warm worker, whose
+        # dispatch time is the short videos' latency. Every poll costs the server CPU.
         self.spawn(
-            "worker", [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"]
+            "worker",
+            [PREFECT_CLI, "worker", "start", "--pool", WORK_POOL, "--type", "process"],
+            env={"PREFECT_WORKER_QUERY_SECONDS": str(PROCESS_WORKER_QUERY_SECONDS)},
         )
         self.spawn("warm-worker", warm_worker_command())
 
@@ -332,7 +340,8 @@ class Stack:
         ]
         for name, process in exited:
             self.processes.remove((name, process))
-            self.spawn(name, self.commands[name], env=restart_env(self.folder, name))
+            env = {**self.process_env[name], **restart_env(self.folder, name)}
+            self.spawn(name, self.commands[name], env=env)
         return [name for name, _ in exited]
 
     def _check_alive(self) -> None:

@@ -27,8 +27,8 @@ What operators rely on is kept:
   that reason, so the crash automation reschedules it elsewhere (its cached stages are
   not paid for again), and the process exits.
 - *SIGKILL, OOM, eviction*: nothing runs any more, so nothing is reported; the worker
-  emits heartbeats for every run it holds from the moment it claims it (the engine adds
-  its own once the run is Running), and the zombie automation marks runs whose
+  emits heartbeats for a run from the moment it claims it until its thread starts (then
+  the engine sends its own, from Running on), and the zombie automation marks runs whose
   heartbeats stop as Crashed within its window, Pending ones included.
 
 The deployment's `env` job variable cannot differ per run inside one process: the
@@ -54,9 +54,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.context import SyncClientContext
 from prefect.events import emit_event
-from prefect.exceptions import Abort
-from prefect.flow_engine import run_flow
+from prefect.exceptions import Abort, Pause
 from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.states import Cancelled, Crashed
 from prefect.utilities.engine import propose_state_sync
@@ -71,6 +71,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows import cancellation
 from video_processor.logs import configure_json_logging, get_logger
+from workers.engine import SuspensionWatch, run_flow_in_thread
 
 logger = get_logger("warm_worker")
 EXIT_ABANDONED_RUNS = 75  # EX_TEMPFAIL: runs were handed back to the crash automation
@@ -134,6 +135,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         self._flow_lock = threading.Lock()
         self._stopping = anyio.Event()
         self._abandoned: list[UUID] = []
+        self._suspensions = SuspensionWatch()
         # The worker owns cancellation (state and hooks), as Prefect's runner does for the
         # processes it starts; the engine inside each thread must not do it a second time.
         os.environ["PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS"] = "false"
@@ -144,11 +146,13 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
     async def setup(self) -> None:
         configure_json_logging()
         await super().setup()
+        await self._suspensions.start()
         assert self._runs_task_group is not None
         self._runs_task_group.start_soon(self._watch_held_runs)
 
     async def teardown(self, *exc_info: Any) -> None:
         self._stopping.set()
+        await self._suspensions.stop()
         await super().teardown(*exc_info)
 
     async def start(self, *args: Any, **kwargs: Any) -> None:
@@ -188,6 +192,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         flow = await anyio.to_thread.run_sync(self._flow_for, flow_run)
         held = HeldRun(flow_run)
         self._held[flow_run.id] = held
+        self._suspensions.add(flow_run.id)
         identifier = f"{os.getpid()}:{flow_run.id}"
         thread = threading.Thread(
             target=self._execute, args=(flow, held), name=f"flow-run-{flow_run.id}", daemon=True
@@ -199,6 +204,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
             await self._wait(held)
         finally:
             self._held.pop(flow_run.id, None)
+            self._suspensions.remove(flow_run.id)
             cancellation.forget(flow_run.id)
         return WarmWorkerResult(identifier=identifier, status_code=0)
 
@@ -250,18 +256,24 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
         """The run's thread: Prefect's engine, then what the engine leaves to a runner."""
         run_id = held.flow_run.id
         try:
-            with get_client(sync_client=True) as client:
+            # The engine takes this thread's client instead of opening its own.
+            with SyncClientContext.get_or_create() as client_context:
+                client = client_context.client
+                final: State[Any] | None = None
                 try:
-                    run_flow(flow, flow_run=client.read_flow_run(run_id), return_type="state")
-                except Abort:
-                    pass  # the server refused a transition (cancelled, claimed elsewhere)
+                    # The run as read at the claim: the engine reads it again itself
+                    # before the flow starts.
+                    final = run_flow_in_thread(flow, held.flow_run)
+                except (Abort, Pause):
+                    pass  # refused by the server (cancelled, claimed elsewhere) or suspended
                 except BaseException as exc:
                     logger.exception("flow run %s crashed in its thread", run_id)
                     crashed: State[Any] = Crashed(
                         message=f"the warm worker's run thread raised {exc!r}"
                     )
                     propose_state_sync(client, crashed, flow_run_id=run_id)
-                self._finish_cancellation(client, flow, run_id)
+                if final is None or not final.is_completed():
+                    self._finish_cancellation(client, flow, run_id)
         except Exception:
             logger.exception("could not conclude flow run %s", run_id)
         finally:
@@ -282,7 +294,8 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
             client.set_flow_run_state(run_id, Cancelled(message="Cancelled by the warm worker."))
 
     async def _watch_held_runs(self) -> None:
-        """Heartbeats for every held run, and cancellation requests passed to its stages."""
+        """Heartbeats for claimed runs not yet started (once a run's engine has it, the
+        engine sends its heartbeats), and cancellation requests passed to held runs."""
         last_heartbeat = 0.0
         while not self._stopping.is_set():
             with anyio.move_on_after(self.settings.cancel_poll_seconds):
@@ -294,8 +307,7 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
                     await self._request_cancellations()
                 if time.monotonic() - last_heartbeat >= self.settings.heartbeat_seconds:
                     last_heartbeat = time.monotonic()
-                    runs = {**self._claimed, **{id_: h.flow_run for id_, h in self._held.items()}}
-                    for flow_run in runs.values():
+                    for flow_run in list(self._claimed.values()):
                         _emit_heartbeat(flow_run)
             except Exception:
                 logger.warning("watching held runs failed; trying again", exc_info=True)

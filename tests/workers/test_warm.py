@@ -22,7 +22,7 @@ def test_without_limit_the_worker_takes_its_own_max_concurrent_runs(monkeypatch)
     assert WarmWorkerSettings().drain_seconds == 42
 
 
-def test_a_held_run_gets_the_heartbeat_the_zombie_automation_watches(monkeypatch):
+def test_a_claimed_run_gets_the_heartbeat_the_zombie_automation_watches(monkeypatch):
     emitted = []
     monkeypatch.setattr(warm, "emit_event", lambda **event: emitted.append(event))
     run = FlowRun(flow_id=uuid.uuid4(), deployment_id=uuid.uuid4(), name="job-x")
