@@ -18,7 +18,7 @@ class ClovaSpeechCredentials(Block, ClovaSpeechOptions):
     Example:
         ```python
         from blocks import ClovaSpeechCredentials
-        from video_processor.stt.clova_speech import MediaSource
+        from video_processor.stt.base import MediaSource
 
         engine = ClovaSpeechCredentials.load("clova-speech").get_engine(language="ko")
         transcript = engine.transcribe_media(MediaSource(url=presigned_url, duration_s=1800))
