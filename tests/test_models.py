@@ -1,12 +1,22 @@
+import hashlib
+
 import pytest
 from pydantic import ValidationError
 
+from video_processor.config import AudioProfile, LlmEngineName, Settings, SttEngineName
 from video_processor.errors import AudioError, ErrorCode
 from video_processor.models import (
+    AudioChunk,
+    AudioManifest,
+    AudioOptions,
     CallbackMeta,
     DoneCallback,
     JobContext,
+    LlmUsage,
+    ResultKeys,
+    RunPlan,
     S3ObjectRef,
+    TimeRange,
     Transcript,
     TranscriptSegment,
 )
@@ -107,3 +117,158 @@ def test_transcript_text_joins_segments_in_order():
         ],
     )
     assert transcript.text == "안녕하세요 반갑습니다"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["videos//j.mp4", "videos/u/.mp4", "videos/u/j.", "videos/u/j.mp4\n", "videos/u/j.toolongext"],
+)
+def test_keys_with_an_empty_part_make_no_job(key: str):
+    assert JobContext.from_object(S3ObjectRef(bucket="b", key=key)) is None
+
+
+def test_a_job_is_named_and_stored_after_its_key():
+    obj = S3ObjectRef(bucket="b", key="videos/user-1/job_2.MP4", size=7, etag="e", version_id="v")
+    job = JobContext.from_object(obj)
+    assert job is not None
+    assert job == JobContext(
+        bucket="b",
+        key="videos/user-1/job_2.MP4",
+        user_id="user-1",
+        job_id="job_2",
+        extension="mp4",
+        size=7,
+        etag="e",
+        version_id="v",
+    )
+    assert job.run_name == "job-job_2"
+    assert job.result_key == "results/user-1/job_2.json"
+    assert ResultKeys.for_job(job) == ResultKeys(
+        result="results/user-1/job_2.json",
+        srt="results/user-1/job_2.srt",
+        vtt="results/user-1/job_2.vtt",
+    )
+    version = hashlib.sha256(b"v").hexdigest()[:16]
+    assert job.work_prefix == f"work/user-1/job_2/{version}/"
+    short = JobContext.from_object(obj.model_copy(update={"key": "videos/u/j.mp4"}))
+    assert short is not None and (short.user_id, short.job_id) == ("u", "j")
+
+
+def sha(*parts: str) -> str:
+    return "video:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
+
+
+def test_the_idempotency_key_is_bucket_key_and_version_then_etag():
+    job = JOB.model_copy(update={"etag": "e1", "version_id": "v1"})
+    assert job.idempotency_key == sha("b", "videos/u/j.mp4", "v1")
+    unversioned = job.model_copy(update={"version_id": None})
+    assert unversioned.idempotency_key == sha("b", "videos/u/j.mp4", "e1")
+    # Two uploads without a versionId are two runs: the eTag tells them apart.
+    assert (
+        unversioned.idempotency_key
+        != job.model_copy(update={"version_id": None, "etag": "e2"}).idempotency_key
+    )
+    assert JOB.idempotency_key == sha("b", "videos/u/j.mp4", "unversioned")
+    assert JOB.version_tag == "unversioned"
+
+
+def test_s3_object_etags_lose_their_quotes():
+    assert S3ObjectRef(bucket="b", key="k", etag='"e1"').etag == "e1"
+    assert S3ObjectRef(bucket="b", key="k", etag="").etag == ""
+    assert S3ObjectRef(bucket="b", key="k").etag is None
+
+
+def test_transcript_segments_are_numbered_unless_they_carry_ids():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=1, text="가"),
+        TranscriptSegment(start_s=1, end_s=2, text="나", id=7),
+    ]
+    transcript = Transcript(engine="e", language="ko", segments=segments)
+    assert [s.id for s in transcript.segments] == [0, 7]
+    assert transcript.segment_by_id() == {0: transcript.segments[0], 7: transcript.segments[1]}
+    with pytest.raises(ValidationError, match="segment ids must be unique"):
+        Transcript(engine="e", language="ko", segments=[segments[1], segments[1]])
+
+
+def test_confidence_and_loop_signals_at_their_thresholds():
+    def segment(**fields: float) -> TranscriptSegment:
+        return TranscriptSegment(start_s=0, end_s=1, text="가", **fields)
+
+    assert segment(confidence=0.36).low_confidence
+    assert not segment(confidence=0.37).low_confidence
+    assert not segment().low_confidence
+    assert segment(compression_ratio=2.41).engine_says_loop
+    assert not segment(compression_ratio=2.4).engine_says_loop
+    assert not segment().engine_says_loop
+
+
+def test_low_confidence_share_weighs_rated_speech_by_time():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=1, text="가", confidence=0.1),
+        TranscriptSegment(start_s=1, end_s=4, text="나", confidence=0.9),
+        TranscriptSegment(start_s=4, end_s=9, text="다"),
+        TranscriptSegment(start_s=9, end_s=19, text="", confidence=0.1),
+        TranscriptSegment(start_s=30, end_s=20, text="라", confidence=0.1),
+    ]
+    assert Transcript(engine="e", language="ko", segments=segments).low_confidence_share == 0.25
+    assert Transcript(engine="e", language="ko", segments=segments[2:4]).low_confidence_share == 0.0
+
+
+def test_durations_and_token_totals():
+    assert TimeRange(start_s=2, end_s=5.5).duration_s == 3.5
+    assert TimeRange(start_s=5, end_s=2).duration_s == 0.0
+    chunk = AudioChunk(index=0, key="k", start_s=0, duration_s=2.5, size_bytes=1)
+    manifest = AudioManifest(chunks=[chunk, chunk], video_duration_s=9.0, audio_filter="f")
+    assert manifest.audio_duration_s == 5.0
+    assert manifest.model_copy(update={"chunks": []}).audio_duration_s == 9.0
+    usage = LlmUsage(
+        llm_calls=1,
+        token_count_calls=2,
+        input_tokens=3,
+        output_tokens=4,
+        cache_read_input_tokens=5,
+        cache_creation_input_tokens=6,
+    )
+    assert usage.total_tokens == 18
+    assert usage.plus(usage) == LlmUsage(
+        llm_calls=2,
+        token_count_calls=4,
+        input_tokens=6,
+        output_tokens=8,
+        cache_read_input_tokens=10,
+        cache_creation_input_tokens=12,
+    )
+
+
+def test_a_run_plan_takes_the_audio_options_from_the_settings():
+    settings = Settings(
+        audio_profile="none",
+        audio_chunk_seconds=30,
+        ffmpeg_timeout_seconds=40,
+        max_video_bytes=50,
+        max_video_duration_seconds=60,
+    )
+    assert AudioOptions.from_settings(settings) == AudioOptions(
+        profile=AudioProfile("none"),
+        chunk_seconds=30,
+        ffmpeg_timeout_s=40,
+        max_video_bytes=50,
+        max_video_duration_s=60,
+    )
+
+
+def test_only_the_long_form_engine_takes_the_whole_media():
+    options = AudioOptions.from_settings(Settings())
+    plans = {
+        engine: RunPlan(
+            stt_engine=engine,
+            stt_language="ko",
+            llm_engine=LlmEngineName("local"),
+            audio=options,
+            chunk_concurrency=1,
+        )
+        for engine in SttEngineName
+    }
+    assert [e for e, plan in plans.items() if plan.stt_takes_whole_media] == [
+        SttEngineName.CLOVA_SPEECH
+    ]
