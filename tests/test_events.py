@@ -1,4 +1,6 @@
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -199,3 +201,93 @@ def test_job_context_follows_the_key_layout_and_idempotency_key_tracks_the_versi
     assert other_version is not None
     assert job.idempotency_key != other_version.idempotency_key
     assert job.idempotency_key == JobContext.from_object(obj).idempotency_key  # type: ignore[union-attr]
+
+
+def test_each_skipped_record_says_what_and_why():
+    other_source = s3_record("videos/1/5.mp4")
+    other_source["eventSource"] = "aws:sqs"
+    body = json.dumps(
+        {
+            "Records": [
+                s3_record("videos/1/2.mp4", "ObjectRemoved:Delete"),
+                s3_record("videos/1/3.mp4", version="3.0"),
+                other_source,
+                s3_record("videos/1/4.mp4", "ObjectCreated:CompleteMultipartUpload", "2.0"),
+            ]
+        }
+    )
+    parsed = parse_message_body(body)
+    where = f"s3://{BUCKET}/videos/1"
+    assert parsed.skipped == [
+        f"ObjectRemoved:Delete {where}/2.mp4: not an object creation",
+        f"ObjectCreated:Put {where}/3.mp4: unsupported eventVersion 3.0",
+        f"ObjectCreated:Put {where}/5.mp4: event source 'aws:sqs'",
+    ]
+    [created] = parsed.objects
+    assert created.event_name == "ObjectCreated:CompleteMultipartUpload"
+    assert created.event_time == datetime(2024, 11, 22, 10, 30, 45, tzinfo=UTC)
+    assert not parsed.is_test_event and parsed.rejected == []
+
+
+def test_a_notification_whose_records_all_fail_is_refused_with_every_reason():
+    first, second = s3_record("videos/1/a.mp4"), s3_record("videos/1/b.mp4")
+    del first["eventSource"]
+    second["s3"]["object"]["size"] = "big"
+    with pytest.raises(MessageParseError) as caught:
+        parse_message_body(json.dumps({"Records": [first, second]}))
+    assert str(caught.value) == (
+        "malformed S3 notification: record 0: malformed S3 record: eventSource: Field required; "
+        "record 1: malformed S3 record: s3.object.size: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+
+def test_an_eventbridge_object_created_event_becomes_one_object():
+    [obj] = parse_message_body(json.dumps(eventbridge("videos/1/2.mp4"))).objects
+    assert obj == S3ObjectRef(
+        bucket=BUCKET,
+        key="videos/1/2.mp4",
+        size=10,
+        etag="e1",
+        version_id="v9",
+        event_name="ObjectCreated:EventBridge",
+        event_time=datetime(2024, 11, 22, 10, 30, 45, tzinfo=UTC),
+    )
+    deleted = {**eventbridge("videos/1/2.mp4"), "detail-type": "Object Deleted"}
+    parsed = parse_message_body(json.dumps(deleted))
+    assert parsed.objects == []
+    assert parsed.skipped == [
+        f"Object Deleted s3://{BUCKET}/videos/1/2.mp4: not an object creation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"b": 1, "a": 2}, "unknown message shape with keys ['a', 'b']"),
+        ({"source": "aws.s3"}, "unknown message shape with keys ['source']"),
+        (
+            {"source": "aws.sqs", "detail": {}},
+            "unknown message shape with keys ['detail', 'source']",
+        ),
+        (
+            {"Type": "Notification", "Message": 1},
+            "unknown message shape with keys ['Message', 'Type']",
+        ),
+        ({"Records": "x"}, "malformed S3 notification: Records: Input should be a valid list"),
+        (
+            {"source": "aws.s3", "detail": {}, "detail-type": "Object Created"},
+            "malformed EventBridge event: detail.bucket: Field required",
+        ),
+    ],
+)
+def test_unknown_shapes_are_named_by_their_keys(document: dict[str, Any], message: str):
+    with pytest.raises(MessageParseError) as caught:
+        parse_message_body(json.dumps(document))
+    assert str(caught.value) == message
+
+
+def test_only_the_s3_test_event_is_a_test_event():
+    assert not parse_message_body(json.dumps({"Records": []})).is_test_event
+    with pytest.raises(MessageParseError):
+        parse_message_body(json.dumps({"Event": "s3:ObjectCreated"}))
