@@ -235,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         result = test_module(target, args.jobs)
         results.append(result)
-        print(f"{target.module}: {result.score:.1%} of {result.mutants} killed ({result.seconds} s)")
+        print(
+            f"{target.module}: {result.score:.1%} of {result.mutants} killed ({result.seconds} s)"
+        )
         if args.show_survivors:
             print("\n".join(f"  survived: {s}" for s in result.survivors))
     print(table(results))

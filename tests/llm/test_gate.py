@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from video_processor.config import Settings
 from video_processor.errors import ErrorCode, SpeechTooNoisy, TranscriptRejected
@@ -455,3 +456,92 @@ def test_the_settings_choose_the_thresholds_masking_and_stored_transcript():
     assert transcript_to_store(t, Settings()) == t
     stored = transcript_to_store(t, Settings(transcript_store_policy="masked"))
     assert stored.segments[5].text == "문의는 [전화번호] 로 주세요."
+
+
+def test_threshold_defaults_and_bounds():
+    assert GateThresholds() == GateThresholds(
+        min_chars=10, min_speech_ratio=0.05, max_repeated_ngram_ratio=0.6
+    )
+    GateThresholds(min_chars=0, min_speech_ratio=0, max_repeated_ngram_ratio=1)
+    GateThresholds(min_speech_ratio=1)
+    for bad in (
+        {"min_chars": -1},
+        {"min_speech_ratio": -0.1},
+        {"min_speech_ratio": 1.1},
+        {"max_repeated_ngram_ratio": 0},
+        {"max_repeated_ngram_ratio": 1.1},
+    ):
+        with pytest.raises(ValidationError):
+            GateThresholds.model_validate(bad)
+    with pytest.raises(ValidationError):
+        THRESHOLDS.min_chars = 1  # type: ignore[misc]
+
+
+def test_reports_and_screened_transcripts_are_frozen_with_defaults():
+    report = GateReport(
+        segments=0,
+        speech_segments=0,
+        dropped_segment_ids=[],
+        speech_chars=0,
+        speech_s=0,
+        audio_s=0,
+        speech_ratio=None,
+        repeated_ngram_ratio=None,
+    )
+    assert (report.loop_segment_ids, report.dominant_share, report.low_confidence_share) == (
+        [],
+        None,
+        0.0,
+    )
+    assert report.masked == {}
+    with pytest.raises(ValidationError):
+        report.segments = 1  # type: ignore[misc]
+    screened = screen(transcript(*LECTURE), audio_s=30)
+    with pytest.raises(ValidationError):
+        screened.report = report  # type: ignore[misc]
+
+
+def test_filler_after_a_pattern_is_followed_to_the_end():
+    assert is_hallucination("MBC 뉴스 이덕영입니다. 시청해주셔서 감사합니다")
+    assert is_hallucination("MBC 뉴스 이덕영입니다 오늘의 날씨") is False
+    assert is_hallucination("시청해주셔서 감사합니다 오늘의 날씨") is False
+
+
+def test_one_phrase_over_all_words_dominates():
+    assert dominant_share("가 가 가") == 1.0
+    assert dominant_share("사과 나무 사과 바다 사과 하늘 구름") == pytest.approx(3 / 7)
+
+
+def test_segments_around_filler_and_loops_are_kept():
+    t = transcript("시청해주셔서 감사합니다.", LECTURE[0], "오 오 오 오", *LECTURE[1:])
+    screened = screen(t, audio_s=30)
+    assert screened.report.dropped_segment_ids == [0]
+    assert screened.report.loop_segment_ids == [2]
+    assert [s.id for s in screened.transcript.segments] == [1, 3, 4, 5, 6]
+    run = screen(transcript(LECTURE[0], *["감사합니다 여러분"] * 3, LECTURE[1]), audio_s=25)
+    assert run.report.loop_segment_ids == [2, 3]
+
+
+def test_short_segments_count_their_own_length():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=0.3, text=LECTURE[0]),
+        TranscriptSegment(start_s=0.3, end_s=0.5, text=LECTURE[1], compression_ratio=3),
+    ]
+    report = screen(Transcript(engine="local", language="ko", segments=segments), 1.23456).report
+    assert (report.speech_s, report.audio_s, report.loop_segment_ids) == (0.3, 1.235, [1])
+    assert report.speech_ratio == round(0.3 / 1.23456, 4)
+    longer = screen(transcript(*LECTURE), audio_s=20).report
+    assert longer.speech_ratio == 1.0
+    kept = screen(transcript("사과 나무 사과 바다 사과 하늘 구름"), audio_s=5).report
+    assert kept.dominant_share == 0.4286
+
+
+def test_every_problem_is_named():
+    t = transcript(*LECTURE, *LECTURE)
+    limit = GateThresholds(min_chars=10, min_speech_ratio=0.5, max_repeated_ngram_ratio=0.4)
+    with pytest.raises(TranscriptRejected) as caught:
+        screen_transcript(t, audio_duration_s=1000, thresholds=limit, mask_pii=False)
+    assert caught.value.message.startswith(
+        "transcript rejected by the quality gate: speech covers 5.0% of 1000 s of audio < 50%; "
+        "49% of its 3-word sequences are repeats > 40%"
+    )
