@@ -10,7 +10,9 @@ from video_processor.models import JobContext, S3ObjectRef
 BUCKET = "shortform-video-bucket"
 
 
-def s3_record(key: str, event_name: str = "ObjectCreated:Put", version: str = "2.1") -> dict:
+def s3_record(
+    key: str, event_name: str = "ObjectCreated:Put", version: str = "2.1"
+) -> dict[str, Any]:
     return {
         "eventVersion": version,
         "eventSource": "aws:s3",
@@ -84,7 +86,7 @@ def test_sns_envelope_is_unwrapped():
     assert parse_message_body(body).objects[0].key == "videos/1/2.mp4"
 
 
-def eventbridge(key: str) -> dict:
+def eventbridge(key: str) -> dict[str, Any]:
     return {
         "detail-type": "Object Created",
         "source": "aws.s3",
@@ -96,7 +98,7 @@ def eventbridge(key: str) -> dict:
     }
 
 
-def sns(document: dict) -> dict:
+def sns(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "Type": "Notification",
         "MessageId": "m",
@@ -121,7 +123,7 @@ SPACED_HANGUL_ENCODED = "videos/1/%EB%82%B4+%EC%98%81%EC%83%81+1.mp4"
     ],
     ids=["s3", "sns-s3", "eventbridge-encoded", "sns-eventbridge", "eventbridge-raw"],
 )
-def test_a_key_with_spaces_and_hangul_is_decoded_in_every_shape(document: dict):
+def test_a_key_with_spaces_and_hangul_is_decoded_in_every_shape(document: dict[str, Any]):
     [obj] = parse_message_body(json.dumps(document)).objects
     assert obj.key == SPACED_HANGUL
 

@@ -35,7 +35,14 @@ STAT_LINE = (
 )
 
 
-def stat(pid, ppid, comm="python", own=(0.0, 0.0), children=(0.0, 0.0), start=1):
+def stat(
+    pid: int,
+    ppid: int,
+    comm: str = "python",
+    own: tuple[float, float] = (0.0, 0.0),
+    children: tuple[float, float] = (0.0, 0.0),
+    start: int = 1,
+) -> ProcStat:
     return ProcStat(pid, comm, "S", ppid, *own, *children, start)
 
 

@@ -10,6 +10,7 @@ from video_processor.errors import ErrorCode, SpeechTooNoisy, TranscriptRejected
 from video_processor.llm.gate import (
     GateReport,
     GateThresholds,
+    ScreenedTranscript,
     dominant_share,
     is_dominated,
     is_hallucination,
@@ -45,7 +46,7 @@ def transcript(*texts: str, seconds: float = 5.0, gap: float = 0.0) -> Transcrip
     )
 
 
-def screen(t: Transcript, audio_s: float, mask: bool = False):
+def screen(t: Transcript, audio_s: float, mask: bool = False) -> ScreenedTranscript:
     return screen_transcript(t, audio_duration_s=audio_s, thresholds=THRESHOLDS, mask_pii=mask)
 
 
