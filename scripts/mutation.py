@@ -220,6 +220,17 @@ def table(results: list[ModuleResult]) -> str:
     return "\n".join(rows)
 
 
+def write_report(path: Path, results: list[ModuleResult], seconds: float) -> None:
+    report: dict[str, Any] = {
+        "tool": f"poodle {poodle_version} mutators, forked pytest runs (scripts/mutation.py)",
+        "threshold": THRESHOLD,
+        "seconds": round(seconds, 1),
+        "modules": [{**asdict(r), "score": round(r.score, 4)} for r in results],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--module", action="append", help="only this module (repeatable)")
@@ -240,15 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.show_survivors:
             print("\n".join(f"  survived: {s}" for s in result.survivors))
+        write_report(args.output, results, time.monotonic() - started)  # kept if interrupted
     print(table(results))
-    report: dict[str, Any] = {
-        "tool": f"poodle {poodle_version} mutators, forked pytest runs (scripts/mutation.py)",
-        "threshold": THRESHOLD,
-        "seconds": round(time.monotonic() - started, 1),
-        "modules": [{**asdict(r), "score": round(r.score, 4)} for r in results],
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     low = [r.module for r in results if r.core and r.score < THRESHOLD]
     if low:
         print(f"under {THRESHOLD:.0%}: {', '.join(low)}")

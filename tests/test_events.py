@@ -1,10 +1,11 @@
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from video_processor.events import MessageParseError, parse_message_body
+from video_processor.events import MessageParseError, RejectedRecord, parse_message_body
 from video_processor.models import JobContext, S3ObjectRef
 
 BUCKET = "shortform-video-bucket"
@@ -293,3 +294,37 @@ def test_only_the_s3_test_event_is_a_test_event():
     assert not parse_message_body(json.dumps({"Records": []})).is_test_event
     with pytest.raises(MessageParseError):
         parse_message_body(json.dumps({"Event": "s3:ObjectCreated"}))
+
+
+def test_fields_an_event_leaves_out_stay_unset():
+    record = s3_record("videos/1/2.mp4")
+    del record["eventTime"]
+    record["s3"]["object"] = {"key": "videos/1/2.mp4"}
+    [obj] = parse_message_body(json.dumps({"Records": [record]})).objects
+    assert (obj.size, obj.etag, obj.version_id, obj.event_time) == (None, None, None, None)
+    bare = eventbridge("videos/1/2.mp4")
+    del bare["time"]
+    bare["detail"]["object"] = {"key": "videos/1/2.mp4"}
+    [obj] = parse_message_body(json.dumps(bare)).objects
+    assert (obj.size, obj.etag, obj.version_id, obj.event_time) == (None, None, None, None)
+
+
+def test_parsed_messages_are_frozen():
+    parsed = parse_message_body(json.dumps({"Records": [s3_record("videos/1/2.mp4")]}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.is_test_event = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RejectedRecord("why", {}).reason = "other"  # type: ignore[misc]
+
+
+def test_bodies_that_are_not_json_objects_are_named_exactly():
+    with pytest.raises(MessageParseError) as not_json:
+        parse_message_body("{")
+    assert str(not_json.value).startswith("body is not JSON: Expecting property name")
+    with pytest.raises(MessageParseError) as not_object:
+        parse_message_body("[1]")
+    assert str(not_object.value) == "body is JSON list, not an object"
+    with pytest.raises(MessageParseError) as many_keys:
+        parse_message_body(json.dumps({f"k{i:02}": i for i in range(12)}))
+    listed = ", ".join(f"'k{i:02}'" for i in range(10))
+    assert str(many_keys.value) == f"unknown message shape with keys [{listed}]"

@@ -1,7 +1,8 @@
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from video_processor.config import AudioProfile, LlmEngineName, Settings, SttEngineName
 from video_processor.errors import AudioError, ErrorCode
@@ -9,13 +10,21 @@ from video_processor.models import (
     AudioChunk,
     AudioManifest,
     AudioOptions,
+    CallbackBody,
     CallbackMeta,
+    ChunkTranscript,
     DoneCallback,
+    FailedCallback,
     JobContext,
+    KeyPoint,
     LlmUsage,
+    ResultDocument,
     ResultKeys,
+    ResultMeta,
     RunPlan,
     S3ObjectRef,
+    StageTimings,
+    Summary,
     TimeRange,
     Transcript,
     TranscriptSegment,
@@ -272,3 +281,174 @@ def test_only_the_long_form_engine_takes_the_whole_media():
     assert [e for e, plan in plans.items() if plan.stt_takes_whole_media] == [
         SttEngineName.CLOVA_SPEECH
     ]
+
+
+ZERO_USAGE = {
+    "llm_calls": 0,
+    "token_count_calls": 0,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "cache_creation_input_tokens": 0,
+}
+
+
+def test_what_a_result_document_holds_by_default():
+    transcript = Transcript(engine="e", language="ko", segments=[])
+    assert (transcript.gaps, transcript.noisy_share) == ([], 0.0)
+    assert LlmUsage().model_dump() == ZERO_USAGE
+    summary = Summary(engine="e", model="m", text="t")
+    assert summary.model_dump() == {
+        "engine": "e",
+        "model": "m",
+        "text": "t",
+        "title": "",
+        "key_points": [],
+        "keywords": [],
+        "language": "",
+        "strategy": "single-call",
+        "chunks": 1,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "usage": ZERO_USAGE,
+    }
+    for strategy in ("single-call", "map-reduce", "extractive"):
+        chosen = {"engine": "e", "model": "m", "text": "t", "strategy": strategy}
+        assert Summary.model_validate(chosen).strategy == strategy
+    meta = ResultMeta(
+        duration_ms=1,
+        model="m",
+        stt_engine="s",
+        video_duration=1.0,
+        audio_quality="q",
+        stages=StageTimings(),
+    )
+    assert meta.model_dump() == {
+        "duration_ms": 1,
+        "model": "m",
+        "stt_engine": "s",
+        "video_duration": 1.0,
+        "audio_quality": "q",
+        "stages": {"download_ms": 0, "ffmpeg_ms": 0, "stt_ms": 0, "llm_ms": 0},
+        "usage": {
+            "audio_seconds_to_stt": 0.0,
+            "stt_requests": 0,
+            "llm_calls": 0,
+            "llm_input_tokens": 0,
+            "llm_output_tokens": 0,
+            "llm_cache_read_tokens": 0,
+            "llm_cache_write_tokens": 0,
+            "task_retries": 0,
+        },
+        "language": "",
+        "gaps": [],
+        "low_confidence": False,
+        "low_confidence_share": 0.0,
+        "flags": [],
+    }
+    document = ResultDocument(
+        job_id="j",
+        user_id="u",
+        s3_bucket="b",
+        s3_key="k",
+        transcript=transcript,
+        transcript_text="",
+        summary=summary,
+        meta=meta,
+    )
+    assert document.schema_version == "1.3"
+    assert abs(document.created_at - datetime.now(UTC)) < timedelta(hours=1)
+
+
+def test_what_the_audio_stage_and_engines_leave_unset():
+    segment = TranscriptSegment(start_s=0, end_s=1, text="가")
+    assert segment.model_dump() == {
+        "start_s": 0.0,
+        "end_s": 1.0,
+        "text": "가",
+        "speaker": None,
+        "id": None,
+        "confidence": None,
+        "language": None,
+        "compression_ratio": None,
+        "no_speech_prob": None,
+    }
+    chunk = AudioChunk(index=0, key="k", start_s=0, duration_s=1, size_bytes=1)
+    assert (chunk.sound, chunk.noisy) == ([], False)
+    manifest = AudioManifest(chunks=[], video_duration_s=1, audio_filter="f")
+    assert (manifest.download_ms, manifest.ffmpeg_ms) == (0, 0)
+    assert ChunkTranscript(segments=[]).model_dump() == {
+        "segments": [],
+        "gaps": [],
+        "fallback_decoded": False,
+    }
+    obj = S3ObjectRef(bucket="b", key="k")
+    assert (obj.size, obj.etag, obj.version_id, obj.event_time) == (None, None, None, None)
+    assert obj.event_name == "ObjectCreated:Put"
+    assert S3ObjectRef(bucket="b", key="k", etag='"Xe1X"').etag == "Xe1X"
+    assert JOB.size is None and JOB.etag is None and JOB.version_id is None
+
+
+def test_callback_bodies_parse_by_their_status():
+    meta = CallbackMeta(
+        duration_ms=1, model="m", stt_engine="s", video_duration=1.0, audio_quality="q"
+    )
+    assert (meta.srt_s3_key, meta.vtt_s3_key) == (None, None)
+    body: TypeAdapter[CallbackBody] = TypeAdapter(CallbackBody)
+    done = {
+        "status": "DONE",
+        "s3_bucket": "b",
+        "s3_key": "k",
+        "transcript": "t",
+        "summary": "s",
+        "result_s3_key": "r",
+        "meta": meta.model_dump(),
+    }
+    failed = {
+        "status": "FAILED",
+        "s3_bucket": "b",
+        "s3_key": "k",
+        "error_code": "UNKNOWN_ERROR",
+        "error_message": "m",
+    }
+    assert isinstance(body.validate_python(done), DoneCallback)
+    assert isinstance(body.validate_python(failed), FailedCallback)
+    assert FailedCallback.model_validate(failed).status == "FAILED"
+    with pytest.raises(ValidationError, match="union_tag_invalid"):
+        body.validate_python({**failed, "status": "RETRY"})
+
+
+def test_models_are_frozen_and_refuse_unknown_fields():
+    with pytest.raises(ValidationError):
+        JOB.job_id = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        JobContext.model_validate({**JOB.model_dump(), "priority": 1})
+
+
+def test_models_refuse_what_the_contract_forbids():
+    with pytest.raises(ValidationError):
+        KeyPoint(text="t", segment_ids=[], start_s=0)
+    with pytest.raises(ValidationError):
+        KeyPoint.model_validate({"text": "t", "segment_ids": [1]})
+    assert KeyPoint(text="t", segment_ids=[1, 2], start_s=0).segment_ids == [1, 2]
+    with pytest.raises(ValidationError):
+        RunPlan(
+            stt_engine=SttEngineName.LOCAL,
+            stt_language="ko",
+            llm_engine=LlmEngineName.LOCAL,
+            audio=AudioOptions.from_settings(Settings()),
+            chunk_concurrency=0,
+        )
+    with pytest.raises(
+        ValidationError, match=r"Value error, transcript segment ids must be unique \["
+    ):
+        segment = TranscriptSegment(start_s=0, end_s=1, text="가", id=1)
+        Transcript(engine="e", language="ko", segments=[segment, segment])
+
+
+def test_low_confidence_share_is_rounded_and_counts_short_speech():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=0.3, text="가", confidence=0.1),
+        TranscriptSegment(start_s=0.3, end_s=0.9, text="나", confidence=0.9),
+    ]
+    assert Transcript(engine="e", language="ko", segments=segments).low_confidence_share == 0.333

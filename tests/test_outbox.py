@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from local_stack.http_fake import FakeHTTPServer, Fault
 from local_stack.reference_backend import BackendConfig, ReferenceBackend, start_reference_backend
@@ -145,3 +146,11 @@ def test_a_delivery_id_is_derived_from_the_idempotency_key_and_status():
     job = new_job()
     digest = hashlib.sha256(f"{job.idempotency_key}\0DONE".encode()).hexdigest()
     assert outbox.delivery_id(job, "DONE") == f"dlv_{digest[:32]}"
+
+
+def test_a_record_with_unknown_fields_is_refused(s3_client, bucket):
+    job = new_job()
+    delivery = outbox.record(s3_client, bucket, job, done(job))
+    document = {**delivery.model_dump(mode="json"), "attempts": 3}
+    with pytest.raises(ValidationError):
+        outbox.CallbackDelivery.model_validate(document)
