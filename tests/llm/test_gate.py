@@ -247,7 +247,7 @@ def test_every_known_phrase_alone_is_a_hallucination(phrase: str):
 
 @pytest.mark.parametrize("text", ["", "!!! ...", "EBS 뉴스 박영희입니다", "자막", "구독과"])
 def test_empty_and_near_miss_texts_are_not_hallucinations(text: str):
-    assert not is_hallucination(text)
+    assert is_hallucination(text) is False
 
 
 @pytest.mark.parametrize(
@@ -546,3 +546,12 @@ def test_every_problem_is_named():
         "transcript rejected by the quality gate: speech covers 5.0% of 1000 s of audio < 50%; "
         "49% of its 3-word sequences are repeats > 40%"
     )
+
+
+def test_a_loop_without_duration_next_to_speech_takes_no_speech_time():
+    segments = [
+        *transcript(*LECTURE).segments,
+        TranscriptSegment(start_s=25, end_s=25, text=LECTURE[0], compression_ratio=3),
+    ]
+    t = Transcript(engine="local", language="ko", segments=segments)
+    assert screen(t, audio_s=30).report.loop_segment_ids == [5]
