@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -91,6 +92,9 @@ class ModuleResult:
     timed_out: int = 0
     survived: int = 0
     seconds: float = 0.0
+    source_sha256: str = ""
+    # Only the survivors of an earlier run of the same source were run again.
+    rechecked_from: str | None = None
     survivors: list[str] = field(default_factory=list)
 
     @property
@@ -187,18 +191,27 @@ def run_all(target: Target, sources: list[str | None], jobs: int, timeout: float
     return [codes[index] for index in range(len(sources))]
 
 
-def test_module(target: Target, jobs: int) -> ModuleResult:
+def test_module(target: Target, jobs: int, earlier: dict[str, Any] | None) -> ModuleResult:
+    """Every mutant of the module, or, given an earlier report of the same source, only the
+    mutants that survived it (tests are only ever added: a killed mutant stays killed)."""
     started = time.monotonic()
     path = ROOT / target.module
     lines = path.read_text("utf-8").splitlines(keepends=True)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
     mutants = mutants_of(path)
+    result = ModuleResult(target.module, list(target.tests), target.core, mutants=len(mutants))
+    result.source_sha256 = sha
+    if earlier is not None and earlier.get("source_sha256") == sha:
+        survivors = set(earlier["survivors"])
+        result.rechecked_from = earlier["report"]
+        result.killed = sum(m.describe(lines) not in survivors for m in mutants)
+        mutants = [m for m in mutants if m.describe(lines) in survivors]
     clean_started = time.monotonic()
     [clean] = run_all(target, [None], 1, timeout=600)
     if clean != 0:
         sys.exit(f"{target.module}: its tests {' '.join(target.tests)} fail unmutated ({clean})")
     timeout = max(10.0, 10 * (time.monotonic() - clean_started))
     codes = run_all(target, [m.apply(lines) for m in mutants], jobs, timeout)
-    result = ModuleResult(target.module, list(target.tests), target.core, mutants=len(mutants))
     for mutant, code in zip(mutants, codes, strict=True):
         if code == 0:
             result.survived += 1
@@ -237,14 +250,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--output", type=Path, default=ROOT / "bench/results/mutation.json")
     parser.add_argument("--show-survivors", action="store_true")
+    parser.add_argument(
+        "--recheck", type=Path, help="an earlier report: run only its survivors where unchanged"
+    )
     args = parser.parse_args(argv)
+    earlier: dict[str, dict[str, Any]] = {}
+    if args.recheck:
+        for module in json.loads(args.recheck.read_text())["modules"]:
+            earlier[module["module"]] = {**module, "report": str(args.recheck)}
     targets = [t for t in TARGETS if not args.module or t.module in args.module]
     os.chdir(ROOT)
     started = time.monotonic()
     warm_up(targets)
     results = []
     for target in targets:
-        result = test_module(target, args.jobs)
+        result = test_module(target, args.jobs, earlier.get(target.module))
         results.append(result)
         print(
             f"{target.module}: {result.score:.1%} of {result.mutants} killed ({result.seconds} s)"
