@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy video_processor flows blocks sensors operations local_stack bench workers
+	$(VENV)/bin/mypy video_processor flows blocks sensors operations local_stack bench workers tests scripts
 
 test: lint typecheck
 	@scripts/install-system-deps.sh --postgres
@@ -49,6 +49,12 @@ test: lint typecheck
 
 clean: down
 	rm -rf $(VENV) $(STACK_DIR) .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: mutation
+MUTATION_ARGS ?=
+mutation: install  ## mutants of the pure modules vs their own unit tests -> bench/results/mutation.json; fails under 85 % in a core module (not in `make test`)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-mutation.txt
+	$(PY) scripts/mutation.py $(MUTATION_ARGS)
 
 .PHONY: bench-summary
 bench-summary: install  ## summary evaluation: local, fake Anthropic, and real Claude when a key is set

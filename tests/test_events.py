@@ -1,14 +1,19 @@
+import dataclasses
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from video_processor.events import MessageParseError, parse_message_body
+from video_processor.events import MessageParseError, RejectedRecord, parse_message_body
 from video_processor.models import JobContext, S3ObjectRef
 
 BUCKET = "shortform-video-bucket"
 
 
-def s3_record(key: str, event_name: str = "ObjectCreated:Put", version: str = "2.1") -> dict:
+def s3_record(
+    key: str, event_name: str = "ObjectCreated:Put", version: str = "2.1"
+) -> dict[str, Any]:
     return {
         "eventVersion": version,
         "eventSource": "aws:s3",
@@ -82,7 +87,7 @@ def test_sns_envelope_is_unwrapped():
     assert parse_message_body(body).objects[0].key == "videos/1/2.mp4"
 
 
-def eventbridge(key: str) -> dict:
+def eventbridge(key: str) -> dict[str, Any]:
     return {
         "detail-type": "Object Created",
         "source": "aws.s3",
@@ -94,7 +99,7 @@ def eventbridge(key: str) -> dict:
     }
 
 
-def sns(document: dict) -> dict:
+def sns(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "Type": "Notification",
         "MessageId": "m",
@@ -119,7 +124,7 @@ SPACED_HANGUL_ENCODED = "videos/1/%EB%82%B4+%EC%98%81%EC%83%81+1.mp4"
     ],
     ids=["s3", "sns-s3", "eventbridge-encoded", "sns-eventbridge", "eventbridge-raw"],
 )
-def test_a_key_with_spaces_and_hangul_is_decoded_in_every_shape(document: dict):
+def test_a_key_with_spaces_and_hangul_is_decoded_in_every_shape(document: dict[str, Any]):
     [obj] = parse_message_body(json.dumps(document)).objects
     assert obj.key == SPACED_HANGUL
 
@@ -199,3 +204,127 @@ def test_job_context_follows_the_key_layout_and_idempotency_key_tracks_the_versi
     assert other_version is not None
     assert job.idempotency_key != other_version.idempotency_key
     assert job.idempotency_key == JobContext.from_object(obj).idempotency_key  # type: ignore[union-attr]
+
+
+def test_each_skipped_record_says_what_and_why():
+    other_source = s3_record("videos/1/5.mp4")
+    other_source["eventSource"] = "aws:sqs"
+    body = json.dumps(
+        {
+            "Records": [
+                s3_record("videos/1/2.mp4", "ObjectRemoved:Delete"),
+                s3_record("videos/1/3.mp4", version="3.0"),
+                other_source,
+                s3_record("videos/1/4.mp4", "ObjectCreated:CompleteMultipartUpload", "2.0"),
+            ]
+        }
+    )
+    parsed = parse_message_body(body)
+    where = f"s3://{BUCKET}/videos/1"
+    assert parsed.skipped == [
+        f"ObjectRemoved:Delete {where}/2.mp4: not an object creation",
+        f"ObjectCreated:Put {where}/3.mp4: unsupported eventVersion 3.0",
+        f"ObjectCreated:Put {where}/5.mp4: event source 'aws:sqs'",
+    ]
+    [created] = parsed.objects
+    assert created.event_name == "ObjectCreated:CompleteMultipartUpload"
+    assert created.event_time == datetime(2024, 11, 22, 10, 30, 45, tzinfo=UTC)
+    assert not parsed.is_test_event and parsed.rejected == []
+
+
+def test_a_notification_whose_records_all_fail_is_refused_with_every_reason():
+    first, second = s3_record("videos/1/a.mp4"), s3_record("videos/1/b.mp4")
+    del first["eventSource"]
+    second["s3"]["object"]["size"] = "big"
+    with pytest.raises(MessageParseError) as caught:
+        parse_message_body(json.dumps({"Records": [first, second]}))
+    assert str(caught.value) == (
+        "malformed S3 notification: record 0: malformed S3 record: eventSource: Field required; "
+        "record 1: malformed S3 record: s3.object.size: Input should be a valid integer, "
+        "unable to parse string as an integer"
+    )
+
+
+def test_an_eventbridge_object_created_event_becomes_one_object():
+    [obj] = parse_message_body(json.dumps(eventbridge("videos/1/2.mp4"))).objects
+    assert obj == S3ObjectRef(
+        bucket=BUCKET,
+        key="videos/1/2.mp4",
+        size=10,
+        etag="e1",
+        version_id="v9",
+        event_name="ObjectCreated:EventBridge",
+        event_time=datetime(2024, 11, 22, 10, 30, 45, tzinfo=UTC),
+    )
+    deleted = {**eventbridge("videos/1/2.mp4"), "detail-type": "Object Deleted"}
+    parsed = parse_message_body(json.dumps(deleted))
+    assert parsed.objects == []
+    assert parsed.skipped == [
+        f"Object Deleted s3://{BUCKET}/videos/1/2.mp4: not an object creation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"b": 1, "a": 2}, "unknown message shape with keys ['a', 'b']"),
+        ({"source": "aws.s3"}, "unknown message shape with keys ['source']"),
+        (
+            {"source": "aws.sqs", "detail": {}},
+            "unknown message shape with keys ['detail', 'source']",
+        ),
+        (
+            {"Type": "Notification", "Message": 1},
+            "unknown message shape with keys ['Message', 'Type']",
+        ),
+        ({"Records": "x"}, "malformed S3 notification: Records: Input should be a valid list"),
+        (
+            {"source": "aws.s3", "detail": {}, "detail-type": "Object Created"},
+            "malformed EventBridge event: detail.bucket: Field required",
+        ),
+    ],
+)
+def test_unknown_shapes_are_named_by_their_keys(document: dict[str, Any], message: str):
+    with pytest.raises(MessageParseError) as caught:
+        parse_message_body(json.dumps(document))
+    assert str(caught.value) == message
+
+
+def test_only_the_s3_test_event_is_a_test_event():
+    assert not parse_message_body(json.dumps({"Records": []})).is_test_event
+    with pytest.raises(MessageParseError):
+        parse_message_body(json.dumps({"Event": "s3:ObjectCreated"}))
+
+
+def test_fields_an_event_leaves_out_stay_unset():
+    record = s3_record("videos/1/2.mp4")
+    del record["eventTime"]
+    record["s3"]["object"] = {"key": "videos/1/2.mp4"}
+    [obj] = parse_message_body(json.dumps({"Records": [record]})).objects
+    assert (obj.size, obj.etag, obj.version_id, obj.event_time) == (None, None, None, None)
+    bare = eventbridge("videos/1/2.mp4")
+    del bare["time"]
+    bare["detail"]["object"] = {"key": "videos/1/2.mp4"}
+    [obj] = parse_message_body(json.dumps(bare)).objects
+    assert (obj.size, obj.etag, obj.version_id, obj.event_time) == (None, None, None, None)
+
+
+def test_parsed_messages_are_frozen():
+    parsed = parse_message_body(json.dumps({"Records": [s3_record("videos/1/2.mp4")]}))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.is_test_event = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RejectedRecord("why", {}).reason = "other"  # type: ignore[misc]
+
+
+def test_bodies_that_are_not_json_objects_are_named_exactly():
+    with pytest.raises(MessageParseError) as not_json:
+        parse_message_body("{")
+    assert str(not_json.value).startswith("body is not JSON: Expecting property name")
+    with pytest.raises(MessageParseError) as not_object:
+        parse_message_body("[1]")
+    assert str(not_object.value) == "body is JSON list, not an object"
+    with pytest.raises(MessageParseError) as many_keys:
+        parse_message_body(json.dumps({f"k{i:02}": i for i in range(12)}))
+    listed = ", ".join(f"'k{i:02}'" for i in range(10))
+    assert str(many_keys.value) == f"unknown message shape with keys [{listed}]"

@@ -19,7 +19,7 @@ def loads(monkeypatch):
 
     monkeypatch.setattr(BackendCallback, "load", load)
     now = [1000.0]
-    monkeypatch.setattr(blocks.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("blocks.time.monotonic", lambda: now[0])
     forget_loaded_blocks()
     yield calls, now
     forget_loaded_blocks()

@@ -24,7 +24,7 @@ import prefect
 import prefect.engine
 import pytest
 import yaml
-from prefect.flows import load_flow_from_entrypoint
+from prefect.flows import Flow, load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
 from workers.warm import WarmWorker
@@ -66,7 +66,9 @@ def env_values(container: dict[str, Any]) -> dict[str, str | None]:
 
 
 @pytest.mark.parametrize(("name", "resource"), k8s_resources(), ids=lambda v: str(v)[:60])
-def test_kubernetes_resources_match_the_kubernetes_schema(name: str, resource: dict) -> None:
+def test_kubernetes_resources_match_the_kubernetes_schema(
+    name: str, resource: dict[str, Any]
+) -> None:
     kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
 
 
@@ -98,7 +100,8 @@ def test_sensor_probes_service_and_secret_fit_together() -> None:
     assert {"secretRef": {"name": secret["metadata"]["name"]}} in container["envFrom"]
     # The heartbeat lives on a writable volume (the root filesystem is read-only).
     mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
-    assert str(Path(env["SENSOR_HEARTBEAT_FILE"]).parent) in mounts
+    heartbeat = env["SENSOR_HEARTBEAT_FILE"]
+    assert heartbeat is not None and str(Path(heartbeat).parent) in mounts
 
 
 def test_warm_worker_serves_its_pool_with_prefect_healthcheck_probes_and_drains() -> None:
@@ -279,7 +282,7 @@ def test_every_deployment_entrypoint_resolves_to_a_flow_and_its_parameters_fit(
     deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    flow: Flow[..., Any] = load_flow_from_entrypoint(deployment["entrypoint"])
     schema = parameter_schema(flow).model_dump()
     given = deployment.get("parameters", {})
     assert set(given) <= set(schema["properties"])

@@ -32,7 +32,9 @@ pytestmark = pytest.mark.e2e
 OUTCOME_TIMEOUT_S = 180.0
 
 
-def s3_event(bucket: str, key: str, *, encoded_key: str | None = None, etag: str = "e") -> dict:
+def s3_event(
+    bucket: str, key: str, *, encoded_key: str | None = None, etag: str = "e"
+) -> dict[str, Any]:
     return {
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
@@ -155,7 +157,7 @@ def submitted(stack: StackClient, tmp_path_factory: pytest.TempPathFactory) -> S
         head = stack.upload(clip, f"videos/hostile/{jobs[case]}.mp4")
         etags[case] = head["ETag"].strip('"')
 
-    def event_of(case: str) -> dict:
+    def event_of(case: str) -> dict[str, Any]:
         return s3_event(bucket, f"videos/hostile/{jobs[case]}.mp4", etag=etags[case])
 
     inner = json.dumps({"Records": [event_of("sns-envelope")]})

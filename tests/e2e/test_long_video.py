@@ -131,8 +131,8 @@ def test_half_hour_video_is_transcribed_end_to_end_with_subtitles(
     assert len(srt) == len(expected) >= len(segments)
     assert [(start, end) for start, end, _ in srt] == [(c.start_ms, c.end_ms) for c in expected]
     assert [(start, end) for start, end, _ in vtt] == [(start, end) for start, end, _ in srt]
-    for before, after in itertools.pairwise(srt):
-        assert before[0] < before[1] <= after[0]
+    for cue, next_cue in itertools.pairwise(srt):
+        assert cue[0] < cue[1] <= next_cue[0]
     assert srt[0][0] == round(segments[0].start_s * 1000)
     assert srt[-1][1] == round(segments[-1].end_s * 1000)
     assert srt[-1][1] / 1000 == pytest.approx(VIDEO_SECONDS, abs=EDGE_TOLERANCE_S)

@@ -138,7 +138,7 @@ def test_same_s3_event_delivered_twice_starts_one_flow_run(
 
     assert job["final"]["status"] == "DONE"
     assert len(stack.flow_runs_named(f"job-{job_id}")) == 1
-    assert len(stack.job(job_id)["callbacks"]) == 1
+    assert len(stack.wait_for_callbacks(job_id)["callbacks"]) == 1
 
 
 def test_retry_of_a_run_that_failed_at_the_llm_does_not_call_stt_again(
@@ -208,8 +208,10 @@ def test_backend_down_for_the_whole_retry_window_then_resend_delivers_without_re
     stack.upload(make_tone_video(tmp_path / "clip.mp4", seconds=3), f"videos/user-5/{job_id}.mp4")
 
     wait_for_run_state(stack, f"job-{job_id}", StateType.FAILED, timeout_s=120)
-    assert stack.job(job_id)["state"] is None  # every attempt was refused
-    assert len(stack.job(job_id)["rejected"]) == attempts  # and no FAILED was sent after
+    refused = stack.job(job_id)
+    assert refused is not None
+    assert refused["state"] is None  # every attempt was refused
+    assert len(refused["rejected"]) == attempts  # and no FAILED was sent after
     stt_calls = stack.stats("clova")["requests"]
 
     resend = subprocess.run(

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from prefect.client.schemas.objects import StateType
@@ -53,7 +54,7 @@ def wait_for_successor(stack: StackClient, old_pid: int) -> int:
 
 def states_of(stack: StackClient, run_id: str) -> list[StateType]:
     with stack.prefect() as client:
-        return [state.type for state in client.read_flow_run_states(run_id)]
+        return [state.type for state in client.read_flow_run_states(UUID(run_id))]
 
 
 @pytest.mark.usefixtures("slow_stt")

@@ -48,7 +48,7 @@ class FakePrefect:
 
 def test_never_more_than_the_bound_unfinished_and_races_are_reported(monkeypatch):
     prefect = FakePrefect(taken={job("c").idempotency_key})
-    monkeypatch.setattr(backfill_flow.time, "sleep", lambda _s: prefect.active.pop(0))
+    monkeypatch.setattr("flows.backfill.time.sleep", lambda _s: prefect.active.pop(0))
     jobs = [job(name) for name in "abcdefg"]
     the_plan = plan(jobs, result_keys={jobs[0].result_key}, run_keys=set())
     progress: list[tuple[int, int, int]] = []

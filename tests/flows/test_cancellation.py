@@ -9,7 +9,7 @@ from flows import cancellation
 
 def test_a_requested_run_raises_at_its_next_check_and_others_do_not(monkeypatch):
     mine, other = uuid.uuid4(), uuid.uuid4()
-    monkeypatch.setattr(cancellation.flow_run, "get_id", lambda: str(mine))
+    monkeypatch.setattr("flows.cancellation.flow_run.get_id", lambda: str(mine))
     cancellation.request(other)
     cancellation.raise_if_requested()  # another run's request
 
@@ -24,5 +24,5 @@ def test_a_requested_run_raises_at_its_next_check_and_others_do_not(monkeypatch)
 
 
 def test_outside_a_run_nothing_is_checked(monkeypatch):
-    monkeypatch.setattr(cancellation.flow_run, "get_id", lambda: None)
+    monkeypatch.setattr("flows.cancellation.flow_run.get_id", lambda: None)
     cancellation.raise_if_requested()

@@ -3,6 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prefect.client.schemas.objects import State, StateType
@@ -49,7 +50,7 @@ class FakeRuns:
 
     def __init__(self, runs: list[tuple[uuid.UUID, float]]) -> None:
         self.runs = runs
-        self.filters: dict[str, object] = {}
+        self.filters: dict[str, Any] = {}
 
     def read_deployment_by_name(self, name: str):
         return SimpleNamespace(id=uuid.UUID(int=7), name=name)

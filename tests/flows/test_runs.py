@@ -1,6 +1,7 @@
 """Routing by size: which deployment a job's run is started on, and how it is tagged."""
 
 import uuid
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_without_an_isolated_deployment_every_run_goes_to_the_one_given():
 
 class RecordingPrefect:
     def __init__(self) -> None:
-        self.calls: list[tuple[uuid.UUID, dict]] = []
+        self.calls: list[tuple[uuid.UUID, dict[str, Any]]] = []
 
     def create_flow_run_from_deployment(self, deployment_id, **kwargs):
         self.calls.append((deployment_id, kwargs))

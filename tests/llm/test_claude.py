@@ -83,7 +83,7 @@ def summarizer(
 
 
 def requests_to(fake, path: str) -> int:
-    return fake.service.stats.snapshot()["by_path"].get(path, 0)
+    return int(fake.service.stats.snapshot()["by_path"].get(path, 0))
 
 
 def valid_input(**changes):

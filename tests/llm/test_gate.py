@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from video_processor.config import Settings
 from video_processor.errors import ErrorCode, SpeechTooNoisy, TranscriptRejected
 from video_processor.llm.gate import (
+    GateReport,
     GateThresholds,
+    ScreenedTranscript,
     dominant_share,
+    is_dominated,
     is_hallucination,
+    is_non_speech,
+    normalise,
     repeated_ngram_ratio,
+    screen_for_summary,
     screen_transcript,
+    transcript_to_store,
 )
 from video_processor.models import Transcript, TranscriptSegment
 
@@ -37,7 +46,7 @@ def transcript(*texts: str, seconds: float = 5.0, gap: float = 0.0) -> Transcrip
     )
 
 
-def screen(t: Transcript, audio_s: float, mask: bool = False):
+def screen(t: Transcript, audio_s: float, mask: bool = False) -> ScreenedTranscript:
     return screen_transcript(t, audio_duration_s=audio_s, thresholds=THRESHOLDS, mask_pii=mask)
 
 
@@ -199,3 +208,350 @@ def test_nothing_recognised_under_broadband_noise_is_its_own_outcome():
     with pytest.raises(TranscriptRejected, match="no speech recognised") as silent:
         screen(quiet, audio_s=30)
     assert not isinstance(silent.value, SpeechTooNoisy)
+
+
+# The phrases as Whisper writes them, spaced and punctuated: each one alone is filler.
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "시청해 주셔서 감사합니다.",
+        "시청해 주셔서 정말 감사합니다",
+        "오늘도 시청해 주셔서 감사합니다",
+        "끝까지 시청해 주셔서 감사합니다!",
+        "시청 감사합니다",
+        "구독과 좋아요 부탁드립니다",
+        "구독과 좋아요",
+        "구독, 좋아요 부탁드립니다",
+        "구독 좋아요 알림 설정 부탁드립니다",
+        "좋아요와 구독 부탁드립니다",
+        "구독과 좋아요 그리고 알림 설정 부탁드립니다",
+        "다음 영상에서 만나요",
+        "다음 영상에서 뵙겠습니다",
+        "다음 시간에 만나요",
+        "영상이 도움이 되셨다면 구독과 좋아요 부탁드립니다",
+        "SBS 뉴스 박영희입니다",
+        "JTBC 뉴스 이민수 기자입니다",
+        "YTN 뉴스 최하나입니다",
+        "TV조선 뉴스 정우성입니다",
+        "채널A 뉴스 김민준 기자입니다",
+        "MBN 뉴스 한지민입니다",
+        "자막 제공: 배달의 민족",
+        "자막 제작 홍길동",
+        "자막 BY 누군가",
+        "한글자막 By 누군가",
+    ],
+)
+def test_every_known_phrase_alone_is_a_hallucination(phrase: str):
+    assert is_hallucination(phrase)
+
+
+@pytest.mark.parametrize("text", ["", "!!! ...", "EBS 뉴스 박영희입니다", "자막", "구독과"])
+def test_empty_and_near_miss_texts_are_not_hallucinations(text: str):
+    assert is_hallucination(text) is False
+
+
+@pytest.mark.parametrize(
+    "text", ["[음악]", "(박수)", "♪♪", "♩ ♫ ♬", "~", "…", "", "（웃음）", "【音楽】", "[음악] ♪"]
+)
+def test_tags_and_symbols_are_non_speech(text: str):
+    assert is_non_speech(text)
+
+
+@pytest.mark.parametrize("text", ["음악", "[음악] 안녕하세요", "♪ 사랑해 ♪", "(박수"])
+def test_words_are_speech(text: str):
+    assert not is_non_speech(text)
+
+
+def test_tag_segments_are_left_out_without_being_counted_as_dropped():
+    t = transcript(LECTURE[0], "[음악]", LECTURE[1], "♪", LECTURE[2], "(박수)")
+    screened = screen(t, audio_s=30)
+    assert [s.id for s in screened.transcript.segments] == [0, 2, 4]
+    assert screened.report.dropped_segment_ids == []
+    assert screened.report.segments == 6 and screened.report.speech_segments == 3
+
+
+def test_the_report_carries_the_measured_figures():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=3.33333, text=LECTURE[0], confidence=0.2),
+        TranscriptSegment(start_s=5, end_s=15, text=LECTURE[1], confidence=0.9),
+        TranscriptSegment(start_s=15, end_s=16, text="구독과 좋아요 부탁드립니다"),
+    ]
+    report = screen(Transcript(engine="local", language="ko", segments=segments), 30.0001).report
+    assert report == GateReport(
+        segments=3,
+        speech_segments=2,
+        dropped_segment_ids=[2],
+        speech_chars=len(normalise(LECTURE[0] + LECTURE[1])),
+        speech_s=13.333,
+        audio_s=30.0,
+        speech_ratio=0.4444,
+        repeated_ngram_ratio=None,
+        loop_segment_ids=[],
+        dominant_share=None,
+        low_confidence_share=0.25,
+        masked={},
+    )
+
+
+def test_min_chars_is_inclusive():
+    thresholds = GateThresholds(min_chars=10, min_speech_ratio=0, max_repeated_ngram_ratio=1)
+    kept = screen_transcript(
+        transcript("가나다라마 바사아자차"),
+        audio_duration_s=5,
+        thresholds=thresholds,
+        mask_pii=False,
+    )
+    assert kept.report.speech_chars == 10
+    with pytest.raises(TranscriptRejected) as caught:
+        screen_transcript(
+            transcript("가나다라마 바사아자"),
+            audio_duration_s=5,
+            thresholds=thresholds,
+            mask_pii=False,
+        )
+    assert caught.value.message == (
+        "transcript rejected by the quality gate: no speech recognised: 9 characters of speech"
+        " < 10 (1/1 segments kept, 9 characters, speech ratio 1.00, repeated 3-grams n/a)"
+    )
+
+
+def test_a_zero_min_chars_still_rejects_an_empty_transcript():
+    thresholds = GateThresholds(min_chars=0, min_speech_ratio=0, max_repeated_ngram_ratio=1)
+    with pytest.raises(TranscriptRejected, match="0 characters of speech < 0"):
+        screen_transcript(transcript(), audio_duration_s=5, thresholds=thresholds, mask_pii=False)
+    kept = screen_transcript(
+        transcript("네"), audio_duration_s=5, thresholds=thresholds, mask_pii=False
+    )
+    assert kept.report.speech_chars == 1
+
+
+def test_min_speech_ratio_is_inclusive():
+    assert screen(transcript(LECTURE[0]), audio_s=100).report.speech_ratio == 0.05
+    with pytest.raises(TranscriptRejected) as caught:
+        screen(transcript(LECTURE[0]), audio_s=101)
+    assert caught.value.message.startswith(
+        "transcript rejected by the quality gate: speech covers 5.0% of 101 s of audio < 5% "
+        "(1/1 segments kept, "
+    )
+
+
+def test_the_repeated_ngram_limit_is_exclusive():
+    text = " ".join(LECTURE * 2)
+    ratio = repeated_ngram_ratio(text)
+    assert ratio is not None
+    t = transcript(*LECTURE, *LECTURE)
+
+    def with_limit(limit: float) -> GateThresholds:
+        return GateThresholds(min_chars=10, min_speech_ratio=0.05, max_repeated_ngram_ratio=limit)
+
+    passed = screen_transcript(t, audio_duration_s=50, thresholds=with_limit(ratio), mask_pii=False)
+    assert passed.report.repeated_ngram_ratio == round(ratio, 4)
+    with pytest.raises(TranscriptRejected) as caught:
+        screen_transcript(t, audio_duration_s=50, thresholds=with_limit(0.4), mask_pii=False)
+    assert caught.value.message == (
+        "transcript rejected by the quality gate: 49% of its 3-word sequences are repeats > 40% "
+        "(an STT hallucination loop) (10/10 segments kept, 244 characters, speech ratio 1.00, "
+        "repeated 3-grams 0.49)"
+    )
+
+
+def test_repetition_needs_twenty_three_word_sequences():
+    assert repeated_ngram_ratio(" ".join(f"낱말{i}" for i in range(21))) is None
+    assert repeated_ngram_ratio(" ".join(f"낱말{i}" for i in range(22))) == 0.0
+    assert repeated_ngram_ratio("가 나 다 " * 8) == pytest.approx(1 - 3 / 22)
+    assert repeated_ngram_ratio("가, 나. 다! " * 8) == pytest.approx(1 - 3 / 22)
+
+
+def test_a_phrase_dominates_from_three_repeats_and_half_the_words():
+    assert dominant_share("가 가 나 다") is None
+    assert dominant_share("가 가 가 나 다 라") == 0.5
+    assert is_dominated("가 가 가 나 다 라")
+    assert not is_dominated("가 가 가 나 다 라 마")
+    # Phrases of up to four words: a five-word phrase counts by its four-word part.
+    assert dominant_share("a b c d e a b c d e a b c d e") == pytest.approx(12 / 15)
+    assert dominant_share("") is None
+
+
+def test_two_identical_segments_are_not_a_loop_three_are():
+    two = screen(transcript(*LECTURE, "감사합니다 여러분", "감사합니다 여러분"), audio_s=35)
+    assert two.report.loop_segment_ids == []
+    three = screen(transcript(*LECTURE, *["감사합니다 여러분"] * 3), audio_s=40)
+    assert three.report.loop_segment_ids == [6, 7]
+
+
+def loop_and_speech(loop_s: float) -> Transcript:
+    return Transcript(
+        engine="local",
+        language="ko",
+        segments=[
+            TranscriptSegment(start_s=0, end_s=5, text=LECTURE[0]),
+            TranscriptSegment(start_s=5, end_s=10, text=LECTURE[1]),
+            TranscriptSegment(start_s=10, end_s=10 + loop_s, text=LECTURE[2], compression_ratio=3),
+        ],
+    )
+
+
+def test_loops_are_rejected_from_half_the_speech_time():
+    assert screen(loop_and_speech(9.9), audio_s=20).report.loop_segment_ids == [2]
+    with pytest.raises(TranscriptRejected) as caught:
+        screen(loop_and_speech(10), audio_s=20)
+    assert caught.value.message.startswith(
+        "transcript rejected by the quality gate: 1 loop segments cover 50% of the speech time "
+        "(an STT hallucination loop) (2/3 segments kept, "
+    )
+
+
+def test_loops_without_duration_are_all_loop():
+    segments = [TranscriptSegment(start_s=0, end_s=0, text=LECTURE[0], compression_ratio=3)]
+    with pytest.raises(TranscriptRejected, match="1 loop segments cover 100% of the speech time"):
+        screen(Transcript(engine="local", language="ko", segments=segments), audio_s=10)
+
+
+def test_a_dominated_transcript_is_rejected_with_the_share():
+    with pytest.raises(TranscriptRejected) as caught:
+        screen(transcript("가 가 나", "가 다 라"), audio_s=10)
+    assert caught.value.message == (
+        "transcript rejected by the quality gate: one phrase makes up 50% of its words "
+        "(an STT hallucination loop) (2/2 segments kept, 6 characters, speech ratio 1.00, "
+        "repeated 3-grams n/a)"
+    )
+
+
+def test_noise_is_named_from_half_the_audio_and_not_for_hallucinations():
+    noisy = Transcript(engine="local", language="ko", segments=[], noisy_share=0.5)
+    with pytest.raises(SpeechTooNoisy) as caught:
+        screen(noisy, audio_s=30)
+    assert caught.value.message == (
+        "speech too noisy to transcribe: 50% of the audio is broadband noise and "
+        "no speech recognised: 0 characters of speech < 10"
+    )
+    with pytest.raises(TranscriptRejected) as quiet:
+        screen(noisy.model_copy(update={"noisy_share": 0.49}), audio_s=30)
+    assert not isinstance(quiet.value, SpeechTooNoisy)
+    filler = transcript("시청해주셔서 감사합니다.").model_copy(update={"noisy_share": 0.9})
+    with pytest.raises(TranscriptRejected) as dropped:
+        screen(filler, audio_s=30)
+    assert not isinstance(dropped.value, SpeechTooNoisy)
+    assert dropped.value.message.startswith(
+        "transcript rejected by the quality gate: only known STT hallucination phrases "
+        "(1 segments): 0 characters of speech < 10 (0/1 segments kept"
+    )
+
+
+def test_the_settings_choose_the_thresholds_masking_and_stored_transcript():
+    t = transcript(*LECTURE, "문의는 010-1234-5678 로 주세요.")
+    assert screen_for_summary(t, 30, Settings(transcript_min_chars=10)).report.masked == {
+        "phone_number": 1
+    }
+    plain = screen_for_summary(t, 30, Settings(pii_mask_llm_input=False))
+    assert plain.transcript == t and plain.report.masked == {}
+    with pytest.raises(TranscriptRejected, match="< 1000"):
+        screen_for_summary(t, 30, Settings(transcript_min_chars=1000))
+    with pytest.raises(TranscriptRejected, match="< 90%"):
+        screen_for_summary(
+            t, 100, Settings(transcript_min_speech_ratio=0.9, pii_mask_llm_input=False)
+        )
+    looped = transcript(*LECTURE, *LECTURE)
+    with pytest.raises(TranscriptRejected, match="> 10%"):
+        screen_for_summary(looped, 50, Settings(transcript_max_repeated_ngram_ratio=0.1))
+    assert transcript_to_store(t, Settings()) == t
+    stored = transcript_to_store(t, Settings(transcript_store_policy="masked"))
+    assert stored.segments[5].text == "문의는 [전화번호] 로 주세요."
+
+
+def test_threshold_defaults_and_bounds():
+    assert GateThresholds() == GateThresholds(
+        min_chars=10, min_speech_ratio=0.05, max_repeated_ngram_ratio=0.6
+    )
+    GateThresholds(min_chars=0, min_speech_ratio=0, max_repeated_ngram_ratio=1)
+    GateThresholds(min_speech_ratio=1)
+    for bad in (
+        {"min_chars": -1},
+        {"min_speech_ratio": -0.1},
+        {"min_speech_ratio": 1.1},
+        {"max_repeated_ngram_ratio": 0},
+        {"max_repeated_ngram_ratio": 1.1},
+    ):
+        with pytest.raises(ValidationError):
+            GateThresholds.model_validate(bad)
+    with pytest.raises(ValidationError):
+        THRESHOLDS.min_chars = 1  # type: ignore[misc]
+
+
+def test_reports_and_screened_transcripts_are_frozen_with_defaults():
+    report = GateReport(
+        segments=0,
+        speech_segments=0,
+        dropped_segment_ids=[],
+        speech_chars=0,
+        speech_s=0,
+        audio_s=0,
+        speech_ratio=None,
+        repeated_ngram_ratio=None,
+    )
+    assert (report.loop_segment_ids, report.dominant_share, report.low_confidence_share) == (
+        [],
+        None,
+        0.0,
+    )
+    assert report.masked == {}
+    with pytest.raises(ValidationError):
+        report.segments = 1  # type: ignore[misc]
+    screened = screen(transcript(*LECTURE), audio_s=30)
+    with pytest.raises(ValidationError):
+        screened.report = report  # type: ignore[misc]
+
+
+def test_filler_after_a_pattern_is_followed_to_the_end():
+    assert is_hallucination("MBC 뉴스 이덕영입니다. 시청해주셔서 감사합니다")
+    assert is_hallucination("MBC 뉴스 이덕영입니다 오늘의 날씨") is False
+    assert is_hallucination("시청해주셔서 감사합니다 오늘의 날씨") is False
+
+
+def test_one_phrase_over_all_words_dominates():
+    assert dominant_share("가 가 가") == 1.0
+    assert dominant_share("사과 나무 사과 바다 사과 하늘 구름") == pytest.approx(3 / 7)
+
+
+def test_segments_around_filler_and_loops_are_kept():
+    t = transcript("시청해주셔서 감사합니다.", LECTURE[0], "오 오 오 오", *LECTURE[1:])
+    screened = screen(t, audio_s=30)
+    assert screened.report.dropped_segment_ids == [0]
+    assert screened.report.loop_segment_ids == [2]
+    assert [s.id for s in screened.transcript.segments] == [1, 3, 4, 5, 6]
+    run = screen(transcript(LECTURE[0], *["감사합니다 여러분"] * 3, LECTURE[1]), audio_s=25)
+    assert run.report.loop_segment_ids == [2, 3]
+
+
+def test_short_segments_count_their_own_length():
+    segments = [
+        TranscriptSegment(start_s=0, end_s=0.3, text=LECTURE[0]),
+        TranscriptSegment(start_s=0.3, end_s=0.5, text=LECTURE[1], compression_ratio=3),
+    ]
+    report = screen(Transcript(engine="local", language="ko", segments=segments), 1.23456).report
+    assert (report.speech_s, report.audio_s, report.loop_segment_ids) == (0.3, 1.235, [1])
+    assert report.speech_ratio == round(0.3 / 1.23456, 4)
+    longer = screen(transcript(*LECTURE), audio_s=20).report
+    assert longer.speech_ratio == 1.0
+    kept = screen(transcript("사과 나무 사과 바다 사과 하늘 구름"), audio_s=5).report
+    assert kept.dominant_share == 0.4286
+
+
+def test_every_problem_is_named():
+    t = transcript(*LECTURE, *LECTURE)
+    limit = GateThresholds(min_chars=10, min_speech_ratio=0.5, max_repeated_ngram_ratio=0.4)
+    with pytest.raises(TranscriptRejected) as caught:
+        screen_transcript(t, audio_duration_s=1000, thresholds=limit, mask_pii=False)
+    assert caught.value.message.startswith(
+        "transcript rejected by the quality gate: speech covers 5.0% of 1000 s of audio < 50%; "
+        "49% of its 3-word sequences are repeats > 40%"
+    )
+
+
+def test_a_loop_without_duration_next_to_speech_takes_no_speech_time():
+    segments = [
+        *transcript(*LECTURE).segments,
+        TranscriptSegment(start_s=25, end_s=25, text=LECTURE[0], compression_ratio=3),
+    ]
+    t = Transcript(engine="local", language="ko", segments=segments)
+    assert screen(t, audio_s=30).report.loop_segment_ids == [5]

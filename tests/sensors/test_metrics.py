@@ -6,6 +6,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 import httpx
 import pytest
@@ -108,7 +109,7 @@ class FakeRuns:
         after = flow_run_filter.end_time.after_
         wanted = flow_run_filter.state.type.any_
         runs = [run for run in self.runs if run.end_time >= after and run.state_type in wanted]
-        runs.sort(key=lambda run: run.end_time, reverse=True)
+        runs.sort(key=attrgetter("end_time"), reverse=True)
         return runs[offset : offset + limit]
 
 

@@ -46,12 +46,13 @@ def queue(sqs_client) -> str:
     dlq_arn = sqs_client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
-    return sqs_client.create_queue(
+    url: str = sqs_client.create_queue(
         QueueName=f"q-{uuid.uuid4().hex[:8]}",
         Attributes={
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})
         },
     )["QueueUrl"]
+    return url
 
 
 def make_sensor(

@@ -81,6 +81,8 @@ HALLUCINATION_PATTERNS: tuple[re.Pattern[str], ...] = (
     # "자막 제공: …", "한글자막 by …", "자막 제작 …"
     re.compile(r"(?:한글)?자막(?:제공|제작|by|BY|By).*"),
 )
+# Longest first: "구독과좋아요" must not shadow "구독과좋아요그리고알림설정부탁드립니다".
+_PHRASES_LONGEST_FIRST = sorted(HALLUCINATION_PHRASES, key=len, reverse=True)
 _NON_SPEECH = re.compile(r"^(?:[\[(（【][^\])）】]*[\])）】]|[♪♩♫♬~…\s.])*$")
 _NORMALISE_DROP = re.compile(r"[\s\W_]+")
 
@@ -129,7 +131,7 @@ def is_hallucination(text: str) -> bool:
     if not rest:
         return False
     while rest:
-        for phrase in HALLUCINATION_PHRASES:
+        for phrase in _PHRASES_LONGEST_FIRST:
             if rest.startswith(phrase):
                 rest = rest[len(phrase) :]
                 break
