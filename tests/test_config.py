@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from anthropic._data import DEPRECATED_MODELS
 from anthropic.types import Model
+from pydantic_settings import BaseSettings
 
 from video_processor.config import (
     DEFAULT_CLAUDE_MODEL,
@@ -80,7 +81,10 @@ def test_env_example_names_every_variable_and_loads(monkeypatch: pytest.MonkeyPa
     example = Path(__file__).resolve().parent.parent / ".env.example"
     lines = example.read_text().splitlines()
     names = {line.split("=")[0] for line in lines if "=" in line and not line.startswith("#")}
-    groups = {"blocks": BlockNames, "clova_speech": ClovaSpeechSettings}
+    groups: dict[str, type[BaseSettings]] = {
+        "blocks": BlockNames,
+        "clova_speech": ClovaSpeechSettings,
+    }
     expected = {name.upper() for name in Settings.model_fields if name not in groups}
     for group in groups.values():
         prefix = group.model_config["env_prefix"]

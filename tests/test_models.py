@@ -266,23 +266,6 @@ def test_a_run_plan_takes_the_audio_options_from_the_settings():
     )
 
 
-def test_only_the_long_form_engine_takes_the_whole_media():
-    options = AudioOptions.from_settings(Settings())
-    plans = {
-        engine: RunPlan(
-            stt_engine=engine,
-            stt_language="ko",
-            llm_engine=LlmEngineName("local"),
-            audio=options,
-            chunk_concurrency=1,
-        )
-        for engine in SttEngineName
-    }
-    assert [e for e, plan in plans.items() if plan.stt_takes_whole_media] == [
-        SttEngineName.CLOVA_SPEECH
-    ]
-
-
 ZERO_USAGE = {
     "llm_calls": 0,
     "token_count_calls": 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -96,7 +97,7 @@ def test_the_callback_runs_from_the_finish_task_to_the_backend():
     def task_run(name: str, seconds: float) -> SimpleNamespace:
         return SimpleNamespace(name=name, start_time=start + timedelta(seconds=seconds))
 
-    runs = [task_run("summarize-a1", 10.0), task_run("finish-b2", 20.0)]
+    runs: list[Any] = [task_run("summarize-a1", 10.0), task_run("finish-b2", 20.0)]
     assert callback_seconds(runs, start.timestamp() + 20.4) == pytest.approx(0.4)
     with pytest.raises(RuntimeError):
         callback_seconds(runs[:1], start.timestamp())

@@ -17,7 +17,9 @@ STAT_LINE = (
 
 
 def stat(pid, ppid, comm="python", own=(0.0, 0.0), children=(0.0, 0.0), start=1):
-    return ProcStat(pid, comm, "S", ppid, *own, *children, start)
+    utime, stime = own
+    cutime, cstime = children
+    return ProcStat(pid, comm, "S", ppid, utime, stime, cutime, cstime, start)
 
 
 def test_a_stat_line_is_parsed_in_seconds():

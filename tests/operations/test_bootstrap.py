@@ -39,13 +39,17 @@ def test_bootstrap_creates_every_block_and_updates_them_in_place(stack: StackCli
         )
         try:
             after = ClaudeCredentials.load("claude")
+            assert isinstance(before, ClaudeCredentials) and isinstance(after, ClaudeCredentials)
             assert after._block_document_id == before._block_document_id
             assert after.max_tokens == 777
             assert after.api_key.get_secret_value() == stack.env["CLAUDE_API_KEY"]
-            assert S3Bucket.load("result-bucket").bucket_name == stack.result_bucket
+            bucket = S3Bucket.load("result-bucket")
+            assert isinstance(bucket, S3Bucket) and bucket.bucket_name == stack.result_bucket
             credentials = AwsCredentials.load("video-processor-aws")
+            assert isinstance(credentials, AwsCredentials)
             assert credentials.aws_client_parameters.endpoint_url == stack.env["AWS_ENDPOINT_URL"]
             backend = BackendCallback.load("backend-callback")
+            assert isinstance(backend, BackendCallback)
             assert backend.base_url == stack.env["BACKEND_BASE_URL"]
             with stack.prefect() as client:
                 concurrency = client.read_global_concurrency_limit_by_name("llm-claude")

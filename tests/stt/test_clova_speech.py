@@ -23,9 +23,9 @@ from local_stack.http_fake import FakeHTTPServer, Fault
 from local_stack.sample_video import make_tone_video
 from video_processor.config import ClovaSpeechOptions
 from video_processor.errors import ConfigurationError, SpeechToTextError, SpeechToTextTimeout
+from video_processor.stt.base import MediaSource
 from video_processor.stt.clova_speech import (
     ClovaSpeechLongForm,
-    MediaSource,
     clova_language,
     parse_segments,
     speaker_of,
