@@ -588,8 +588,11 @@ def start_server(
     return FakeHTTPServer(service, host, port).start()
 
 
-def config_parser(description: str, config_type: type[BaseModel]) -> argparse.ArgumentParser:
-    """``--host``, ``--port`` and one ``--flag`` per scalar field of the fake's config."""
+def parse_command_line(
+    config_type: type[ConfigT], description: str, argv: Sequence[str] | None = None
+) -> tuple[str, int, ConfigT]:
+    """``--host``, ``--port`` and one ``--flag`` per scalar field of the fake's config
+    (``base_latency_s`` is ``--base-latency-s``); pydantic converts and checks the values."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
@@ -597,7 +600,12 @@ def config_parser(description: str, config_type: type[BaseModel]) -> argparse.Ar
         if info.annotation in (str, int, float, bool, str | None):
             flag = "--" + name.replace("_", "-")
             parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=info.description)
-    return parser
+    args = vars(parser.parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    try:
+        return host, port, config_type.model_validate(args)
+    except ValidationError as exc:
+        parser.error(validation_message(exc.errors()))
 
 
 def serve_main(
@@ -605,17 +613,11 @@ def serve_main(
     config_type: type[ConfigT],
     argv: Sequence[str] | None = None,
 ) -> None:
-    """The command line of a fake: build its config from flags, serve until SIGINT/SIGTERM.
+    """The command line of every fake: its config from flags, served until SIGINT/SIGTERM.
 
     Prints ``listening on <url>`` once ready (the local stack and the tests wait for it)."""
-    description = (service_type.__doc__ or "").strip().splitlines()[0:1]
-    parser = config_parser(" ".join(description), config_type)
-    args = vars(parser.parse_args(argv))
-    host, port = args.pop("host"), args.pop("port")
-    try:
-        config = config_type.model_validate(args)
-    except ValidationError as exc:
-        parser.error(validation_message(exc.errors()))
+    description = (service_type.__doc__ or "").strip().partition("\n")[0]
+    host, port, config = parse_command_line(config_type, description, argv)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
