@@ -1,7 +1,9 @@
-"""Shared machinery of the local fake services: JSON replies, fault queue, stats, admin API.
+"""Shared machinery of the local fakes: faults, stats, the admin API, and serving them.
 
-Every fake is a ``FakeService`` served by a ``FakeHTTPServer`` (the standard library's
-``ThreadingHTTPServer``). Besides its own routes, every fake serves:
+A fake has three parts: its *schema* (the vendor's request models and error bodies), its
+*behaviour* (a ``FakeService``: runtime config, latency, what to answer, its own fault
+kinds) and its *service* (a FastAPI app, started from ``fake_app``, whose routes validate
+requests with the schema and call the behaviour). ``fake_app`` gives every fake:
 
 - ``POST /__admin/faults`` ``{"faults": [Fault, ...]}``: queue faults; each is consumed, in
   order, by the next request to one of the fake's real endpoints (``path`` narrows it).
@@ -9,6 +11,15 @@ Every fake is a ``FakeService`` served by a ``FakeHTTPServer`` (the standard lib
 - ``POST /__admin/reset``: drop faults, stats, fake-specific state; restore the start config.
 - ``GET /__admin/stats``: request counters plus what the fake measures.
 - ``GET|POST /__admin/config``: read or partly update the runtime config.
+- ``GET /__admin/docs``: the fake's OpenAPI documentation (outside the vendor's paths).
+
+Faults are applied, and requests counted, by a middleware before the fake's own checks (a
+status fault answers even a request the fake would refuse). An unknown path or method and
+a request the schema refuses are answered with the vendor's error bodies (the behaviour's
+``not_found`` and ``invalid`` hooks), never with FastAPI's own.
+
+``start_server`` serves a fake on uvicorn from a thread (tests); ``serve_main`` is the
+command line of every fake (the local stack runs each as a process).
 """
 
 from __future__ import annotations
@@ -18,28 +29,40 @@ import json
 import logging
 import secrets
 import signal
+import socket
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
+from urllib.parse import parse_qs
 
+import anyio.to_thread
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Request as AsgiRequest
+from fastapi import Response as AsgiResponse
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
-ADMIN_PREFIX = "/__admin/"
-# Bodies above this are refused before reading: no fake has a larger limit to check.
-MAX_READ_BYTES = 64 * 1024 * 1024
-SERVE_POLL_INTERVAL_S = 0.05
+ADMIN_PREFIX = "/__admin"
 MALFORMED_BODY = b'{"truncated": "this is not JSON'
 BASE_FAULT_KINDS = frozenset({"status", "timeout", "malformed"})
+# Endpoints are plain functions run in worker threads (they sleep and run ffprobe); the
+# benchmarks keep more requests in flight than anyio's default of 40 threads.
+MAX_CONCURRENT_REQUESTS = 256
+STARTUP_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+# In-flight requests get this long to finish once the server stops (sleeps wake at once).
+GRACEFUL_SHUTDOWN_S = 1
 
 
 class Fault(BaseModel):
@@ -159,19 +182,18 @@ class RequestStats:
 
 @dataclass(frozen=True)
 class Request:
-    """One HTTP request, fully read."""
+    """One HTTP request as the behaviour sees it: fully read, independent of the server."""
 
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: Message
+    headers: Mapping[str, str]  # case-insensitive names
     body: bytes
     request_id: str = field(default_factory=lambda: secrets.token_hex(12))
 
     def header(self, name: str) -> str | None:
         """A header value (case-insensitive name), None when absent."""
-        value = self.headers.get(name)
-        return None if value is None else str(value)
+        return self.headers.get(name)
 
     def query_value(self, name: str) -> str | None:
         """The first value of a query parameter, None when absent."""
@@ -190,6 +212,14 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class Refused(Exception):
+    """Raised by a behaviour to answer the request with one of the vendor's error replies."""
+
+    def __init__(self, response: Response, detail: str = "") -> None:
+        super().__init__(detail or f"refused with {response.status}")
+        self.response = response
+
+
 def json_response(
     status: int, payload: JsonValue, headers: Mapping[str, str] | None = None
 ) -> Response:
@@ -198,19 +228,27 @@ def json_response(
     return Response(status, body, {"Content-Type": "application/json", **(headers or {})})
 
 
-def validation_message(exc: ValidationError) -> str:
-    """A one-line message per error: ``loc.path: message``."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'body'}: {error['msg']}"
-        for error in exc.errors()
-    )
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """One line per pydantic error, ``loc.path: message`` (FastAPI's ``body`` prefix dropped)."""
+    lines = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        lines.append(f"{'.'.join(str(part) for part in loc) or 'body'}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def is_json_error(errors: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether FastAPI refused the body because it is not JSON at all."""
+    return any(error.get("type") == "json_invalid" for error in errors)
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class FakeService(ABC, Generic[ConfigT]):
-    """A fake HTTP service: its routes, runtime config, fault queue and stats."""
+    """A fake's behaviour: its runtime config, fault queue, stats and answers."""
 
     name: ClassVar[str]
     extra_fault_kinds: ClassVar[frozenset[str]] = frozenset()
@@ -235,38 +273,18 @@ class FakeService(ABC, Generic[ConfigT]):
             self._config = type(self._config).model_validate(merged)
             return self._config
 
+    def reset(self) -> None:
+        """Drop faults, stats and fake-specific state; restore the start config."""
+        self.faults.clear()
+        self.stats.reset()
+        with self._config_lock:
+            self._config = self._start_config
+        self.reset_state()
+
     def sleep(self, seconds: float) -> None:
         """Wait, but wake up at once when the server stops."""
         if seconds > 0:
             self.stopping.wait(seconds)
-
-    def handle(self, request: Request) -> Response:
-        """Answer one request: the admin API, or a real endpoint with faults applied."""
-        if request.path.startswith(ADMIN_PREFIX):
-            return self._admin(request)
-        self.stats.begin(request.path)
-        status = 500
-        try:
-            response = self.decorate(request, self._serve(request))
-            status = response.status
-            return response
-        finally:
-            self.stats.end(status)
-
-    def _serve(self, request: Request) -> Response:
-        fault = self.faults.pop(request.path) if self.accepts_faults(request) else None
-        if fault is None:
-            return self.route(request, None)
-        self.stats.fault_applied()
-        self.on_fault(request, fault)
-        if fault.kind == "status":
-            return self.fault_response(request, fault)
-        if fault.kind == "malformed":
-            return Response(200, MALFORMED_BODY, {"Content-Type": "application/json"})
-        if fault.kind == "timeout":
-            self.sleep(fault.seconds or 0.0)
-            return self.route(request, None)
-        return self.route(request, fault)
 
     def fault_response(self, request: Request, fault: Fault) -> Response:
         """The reply to a status fault: the fake's own error for that status, overridable."""
@@ -279,24 +297,42 @@ class FakeService(ABC, Generic[ConfigT]):
         )
         return Response(status, body, {**default.headers, **fault.headers})
 
-    @abstractmethod
-    def accepts_faults(self, request: Request) -> bool:
-        """Whether the request is to one of the real endpoints that faults apply to."""
+    def add_faults(self, batch: FaultBatch) -> int:
+        """Queue a batch of faults of kinds this fake knows; returns how many are pending."""
+        allowed = BASE_FAULT_KINDS | self.extra_fault_kinds
+        unknown = sorted({f.kind for f in batch.faults} - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown fault kind(s) {unknown}; {self.name} knows {sorted(allowed)}"
+            )
+        return self.faults.extend(batch.faults)
 
     @abstractmethod
-    def route(self, request: Request, fault: Fault | None) -> Response:
-        """Answer a request; ``fault`` is a pending fake-specific fault kind, if any."""
+    def create_app(self) -> FastAPI:
+        """The fake's ASGI service (its routes over ``fake_app``)."""
+
+    @abstractmethod
+    def accepts_faults(self, method: str, path: str) -> bool:
+        """Whether the request is to one of the real endpoints that faults apply to."""
 
     @abstractmethod
     def error_response(self, request: Request, status: int) -> Response:
         """The fake's ordinary error reply for ``status`` (used by status faults)."""
 
+    def not_found(self, request: Request) -> Response:
+        """The reply to a path or method the vendor does not serve."""
+        return self.error_response(request, 404)
+
+    def invalid(self, request: Request, errors: Sequence[Mapping[str, Any]]) -> Response:
+        """The reply to a request its route's schema refuses (pydantic ``errors``)."""
+        return self.error_response(request, 400)
+
     def on_fault(self, request: Request, fault: Fault) -> None:
         """Hook: note that ``fault`` is being applied to ``request``."""
 
-    def decorate(self, request: Request, response: Response) -> Response:
-        """Hook: add what every non-admin reply carries (e.g. a request id header)."""
-        return response
+    def reply_headers(self, request: Request) -> dict[str, str]:
+        """Hook: headers every non-admin reply carries (e.g. a request id)."""
+        return {}
 
     def extra_stats(self) -> dict[str, JsonValue]:
         """Hook: fake-specific figures for ``GET /__admin/stats``."""
@@ -305,187 +341,236 @@ class FakeService(ABC, Generic[ConfigT]):
     def reset_state(self) -> None:
         """Hook: forget fake-specific state on ``POST /__admin/reset``."""
 
-    def _admin(self, request: Request) -> Response:
-        endpoint = (request.method, request.path.removeprefix(ADMIN_PREFIX).rstrip("/"))
-        try:
-            match endpoint:
-                case ("POST", "faults"):
-                    return self._add_faults(request)
-                case ("GET", "faults"):
-                    return json_response(
-                        200, {"faults": [f.model_dump(mode="json") for f in self.faults.pending()]}
-                    )
-                case ("POST", "reset"):
-                    self.faults.clear()
-                    self.stats.reset()
-                    with self._config_lock:
-                        self._config = self._start_config
-                    self.reset_state()
-                    return json_response(200, {"reset": True})
-                case ("GET", "stats"):
-                    stats = self.stats.snapshot()
-                    stats["faults_pending"] = len(self.faults.pending())
-                    return json_response(200, {**stats, **self.extra_stats()})
-                case ("GET", "config"):
-                    return json_response(200, self.config.model_dump(mode="json"))
-                case ("POST", "config"):
-                    changes = _json_object(request.body)
-                    return json_response(200, self.update_config(changes).model_dump(mode="json"))
-        except ValidationError as exc:
-            return json_response(400, {"detail": validation_message(exc)})
-        except ValueError as exc:
-            return json_response(400, {"detail": str(exc)})
-        return json_response(404, {"detail": f"no admin endpoint {request.method} {request.path}"})
-
-    def _add_faults(self, request: Request) -> Response:
-        batch = FaultBatch.model_validate(_json_object(request.body))
-        allowed = BASE_FAULT_KINDS | self.extra_fault_kinds
-        unknown = sorted({f.kind for f in batch.faults} - allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown fault kind(s) {unknown}; {self.name} knows {sorted(allowed)}"
-            )
-        return json_response(200, {"pending": self.faults.extend(batch.faults)})
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body or b"{}")
-    except ValueError as exc:
-        raise ValueError(f"body is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise ValueError("body must be a JSON object")
-    return payload
-
 
 ServiceT = TypeVar("ServiceT", bound=FakeService[Any])
 
 
-class _RequestTooLarge(Exception):
-    """The request body exceeds MAX_READ_BYTES."""
+def to_asgi(response: Response) -> AsgiResponse:
+    return AsgiResponse(response.body, status_code=response.status, headers=response.headers)
 
 
-class _FakeRequestHandler(BaseHTTPRequestHandler):
-    """Reads a request (Content-Length or chunked), hands it to the service, writes the reply."""
+async def read_request(request: AsgiRequest) -> Request:
+    """The behaviour's view of a request (its body read; the id the middleware gave it)."""
+    request_id = getattr(request.state, "request_id", None) or secrets.token_hex(12)
+    request.state.request_id = request_id
+    return Request(
+        method=request.method,
+        path=request.url.path,
+        query=parse_qs(request.url.query, keep_blank_values=True),
+        headers=request.headers,
+        body=await request.body(),
+        request_id=request_id,
+    )
 
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, each reply waits ~40 ms.
-    disable_nagle_algorithm = True
-    server: FakeHTTPServer[Any]
 
-    def do_GET(self) -> None:
-        self._dispatch()
+def pending_fault(request: AsgiRequest) -> Fault | None:
+    """The fake-specific fault the middleware left for this request's endpoint, if any."""
+    fault = getattr(request.state, "fault", None)
+    return fault if isinstance(fault, Fault) else None
 
-    def do_POST(self) -> None:
-        self._dispatch()
 
-    def do_PUT(self) -> None:
-        self._dispatch()
+FakeRequest = Annotated[Request, Depends(read_request)]
+PendingFault = Annotated[Fault | None, Depends(pending_fault)]
 
-    def do_DELETE(self) -> None:
-        self._dispatch()
 
-    def _dispatch(self) -> None:
+def _admin_router(service: FakeService[Any]) -> APIRouter:
+    admin = APIRouter(prefix=ADMIN_PREFIX, tags=["admin"])
+
+    @admin.post("/faults")
+    def add_faults(batch: FaultBatch) -> dict[str, JsonValue]:
         try:
-            body = self._read_body()
-        except _RequestTooLarge:
-            self.close_connection = True
-            self._write(json_response(413, {"detail": "request body too large"}))
-            return
+            return {"pending": service.add_faults(batch)}
         except ValueError as exc:
-            self.close_connection = True
-            self._write(json_response(400, {"detail": f"bad request framing: {exc}"}))
-            return
-        url = urlsplit(self.path)
-        request = Request(
-            method=self.command,
-            path=url.path,
-            query=parse_qs(url.query, keep_blank_values=True),
-            headers=self.headers,
-            body=body,
+            raise Refused(json_response(400, {"detail": str(exc)})) from exc
+
+    @admin.get("/faults")
+    def list_faults() -> dict[str, JsonValue]:
+        return {"faults": [fault.model_dump(mode="json") for fault in service.faults.pending()]}
+
+    @admin.post("/reset")
+    def reset() -> dict[str, JsonValue]:
+        service.reset()
+        return {"reset": True}
+
+    @admin.get("/stats")
+    def stats() -> dict[str, JsonValue]:
+        snapshot = service.stats.snapshot()
+        snapshot["faults_pending"] = len(service.faults.pending())
+        return {**snapshot, **service.extra_stats()}
+
+    @admin.get("/config")
+    def read_config() -> dict[str, Any]:
+        config: dict[str, Any] = service.config.model_dump(mode="json")
+        return config
+
+    @admin.post("/config")
+    def update_config(changes: dict[str, JsonValue]) -> dict[str, Any]:
+        try:
+            config: dict[str, Any] = service.update_config(changes).model_dump(mode="json")
+        except ValidationError as exc:
+            raise Refused(json_response(400, {"detail": validation_message(exc.errors())})) from exc
+        return config
+
+    return admin
+
+
+def _is_admin(request: AsgiRequest) -> bool:
+    return request.url.path.startswith(ADMIN_PREFIX + "/")
+
+
+def _middleware(
+    service: FakeService[Any],
+) -> Callable[
+    [AsgiRequest, Callable[[AsgiRequest], Awaitable[AsgiResponse]]], Awaitable[AsgiResponse]
+]:
+    async def faults_and_stats(
+        request: AsgiRequest, call_next: Callable[[AsgiRequest], Awaitable[AsgiResponse]]
+    ) -> AsgiResponse:
+        """Count the request, apply a pending fault, add the fake's reply headers."""
+        if _is_admin(request):
+            return await call_next(request)
+        path = request.url.path
+        service.stats.begin(path)
+        status = 500
+        try:
+            seen = await read_request(request)
+            fault = (
+                service.faults.pop(path) if service.accepts_faults(request.method, path) else None
+            )
+            if fault is None:
+                response = await call_next(request)
+            else:
+                response = await _apply(service, request, seen, fault, call_next)
+            response.headers.update(service.reply_headers(seen))
+            status = response.status_code
+            return response
+        finally:
+            service.stats.end(status)
+
+    return faults_and_stats
+
+
+async def _apply(
+    service: FakeService[Any],
+    request: AsgiRequest,
+    seen: Request,
+    fault: Fault,
+    call_next: Callable[[AsgiRequest], Awaitable[AsgiResponse]],
+) -> AsgiResponse:
+    service.stats.fault_applied()
+    service.on_fault(seen, fault)
+    if fault.kind == "status":
+        return to_asgi(service.fault_response(seen, fault))
+    if fault.kind == "malformed":
+        return to_asgi(Response(200, MALFORMED_BODY, {"Content-Type": "application/json"}))
+    if fault.kind == "timeout":
+        await anyio.to_thread.run_sync(service.sleep, fault.seconds or 0.0)
+    else:
+        request.state.fault = fault
+    return await call_next(request)
+
+
+def fake_app(service: FakeService[Any], *, title: str, description: str) -> FastAPI:
+    """A FastAPI app with the admin API, fault middleware and vendor error replies."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = MAX_CONCURRENT_REQUESTS
+        yield
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        docs_url=f"{ADMIN_PREFIX}/docs",
+        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.include_router(_admin_router(service))
+    app.middleware("http")(_middleware(service))
+
+    async def refused(request: AsgiRequest, exc: Exception) -> AsgiResponse:
+        assert isinstance(exc, Refused)
+        return to_asgi(exc.response)
+
+    async def invalid(request: AsgiRequest, exc: Exception) -> AsgiResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = exc.errors()
+        if _is_admin(request):
+            return to_asgi(json_response(400, {"detail": validation_message(errors)}))
+        return to_asgi(service.invalid(await read_request(request), errors))
+
+    async def not_found(request: AsgiRequest, exc: Exception) -> AsgiResponse:
+        assert isinstance(exc, HTTPException)
+        if _is_admin(request):
+            detail = f"no admin endpoint {request.method} {request.url.path}"
+            return to_asgi(json_response(404, {"detail": detail}))
+        return to_asgi(service.not_found(await read_request(request)))
+
+    async def crashed(request: AsgiRequest, exc: Exception) -> AsgiResponse:
+        logger.error(
+            "%s failed on %s %s", service.name, request.method, request.url.path, exc_info=exc
         )
-        try:
-            response = self.server.service.handle(request)
-        except Exception:
-            logger.exception("%s failed on %s %s", self.server.service.name, self.command, url.path)
-            response = json_response(500, {"detail": "the fake crashed; see its log"})
-        self._write(response)
+        return to_asgi(json_response(500, {"detail": "the fake crashed; see its log"}))
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError("negative Content-Length")
-        if length > MAX_READ_BYTES:
-            raise _RequestTooLarge
-        return self.rfile.read(length)
-
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                while self.rfile.readline().strip():  # trailers end with an empty line
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > MAX_READ_BYTES:
-                raise _RequestTooLarge
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
-
-    def _write(self, response: Response) -> None:
-        try:
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (e.g. its timeout fired during a timeout fault).
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s: " + format, self.server.service.name, *args)
+    app.add_exception_handler(Refused, refused)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, not_found)
+    app.add_exception_handler(Exception, crashed)
+    return app
 
 
-class FakeHTTPServer(ThreadingHTTPServer, Generic[ServiceT]):
-    """A threading HTTP server bound to one fake service."""
-
-    daemon_threads = True
-    block_on_close = False
+class FakeHTTPServer(Generic[ServiceT]):
+    """A fake served by uvicorn from a daemon thread, on a socket bound at construction."""
 
     def __init__(self, service: ServiceT, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.service = service
-        super().__init__((host, port), _FakeRequestHandler)
+        self._socket = socket.create_server((host, port))
+        config = uvicorn.Config(
+            service.create_app(),
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name=f"{service.name}-{self.port}",
+            daemon=True,
+        )
 
     @property
     def host(self) -> str:
-        return str(self.socket.getsockname()[0])
+        return str(self._socket.getsockname()[0])
 
     @property
     def port(self) -> int:
-        return int(self.socket.getsockname()[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def start(self) -> Self:
+        """Start serving; returns once uvicorn has started."""
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.service.name} did not start")
+            time.sleep(0.01)
+        return self
+
     def stop(self) -> None:
         """Wake sleeping handlers, stop serving and close the socket."""
         self.service.stopping.set()
-        self.shutdown()
-        self.server_close()
+        self._server.should_exit = True
+        self._thread.join(STOP_TIMEOUT_S)
+        self._socket.close()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.debug(
-            "%s: connection error from %s", self.service.name, client_address, exc_info=True
-        )
+    def __enter__(self) -> Self:
+        return self
 
     def __exit__(
         self,
@@ -500,27 +585,39 @@ def start_server(
     service: ServiceT, *, host: str = DEFAULT_HOST, port: int = 0
 ) -> FakeHTTPServer[ServiceT]:
     """Serve ``service`` from a daemon thread; port 0 picks a free port (see ``.url``)."""
-    server = FakeHTTPServer(service, host, port)
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": SERVE_POLL_INTERVAL_S},
-        name=f"{service.name}-{server.port}",
-        daemon=True,
-    )
-    thread.start()
-    return server
+    return FakeHTTPServer(service, host, port).start()
 
 
-def cli_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the flags every fake takes (--host, --port)."""
+def parse_command_line(
+    config_type: type[ConfigT], description: str, argv: Sequence[str] | None = None
+) -> tuple[str, int, ConfigT]:
+    """``--host``, ``--port`` and one ``--flag`` per scalar field of the fake's config
+    (``base_latency_s`` is ``--base-latency-s``); pydantic converts and checks the values."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
-    return parser
+    for name, info in config_type.model_fields.items():
+        if info.annotation in (str, int, float, bool, str | None):
+            flag = "--" + name.replace("_", "-")
+            parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=info.description)
+    args = vars(parser.parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    try:
+        return host, port, config_type.model_validate(args)
+    except ValidationError as exc:
+        parser.error(validation_message(exc.errors()))
 
 
-def serve_until_signalled(service: FakeService[Any], *, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM; print ``listening on <url>`` once ready."""
+def serve_main(
+    service_type: Callable[[ConfigT], FakeService[ConfigT]],
+    config_type: type[ConfigT],
+    argv: Sequence[str] | None = None,
+) -> None:
+    """The command line of every fake: its config from flags, served until SIGINT/SIGTERM.
+
+    Prints ``listening on <url>`` once ready (the local stack and the tests wait for it)."""
+    description = (service_type.__doc__ or "").strip().partition("\n")[0]
+    host, port, config = parse_command_line(config_type, description, argv)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -528,7 +625,6 @@ def serve_until_signalled(service: FakeService[Any], *, host: str, port: int) ->
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
-    server = start_server(service, host=host, port=port)
-    print(f"listening on {server.url}", flush=True)
-    stop.wait()
-    server.stop()
+    with start_server(service_type(config), host=host, port=port) as server:
+        print(f"listening on {server.url}", flush=True)
+        stop.wait()

@@ -11,6 +11,9 @@ fault) change no state and are kept in the job's ``rejected`` list.
 
 Inspection: ``GET /internal/jobs/{job_id}`` (404 when never called) and ``GET /internal/jobs``.
 
+The request body's schema is the pipeline's own ``CallbackBody``; the token, the signature
+and the Content-Type are checked before it (a refused call is recorded either way).
+
 Run it alone with ``python -m local_stack.reference_backend --port 8090``.
 """
 
@@ -20,25 +23,28 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
-from urllib.parse import unquote
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+from fastapi import FastAPI
+from fastapi import Response as AsgiResponse
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from local_stack.http_fake import (
     DEFAULT_HOST,
     FakeHTTPServer,
+    FakeRequest,
     FakeService,
     Fault,
     Request,
     Response,
-    cli_parser,
+    fake_app,
     json_response,
-    serve_until_signalled,
+    serve_main,
     start_server,
+    to_asgi,
     validation_message,
 )
 from video_processor import signing
@@ -47,11 +53,9 @@ from video_processor.models import CallbackBody, DoneCallback
 TOKEN_HEADER = "X-Internal-Token"
 JOBS_PATH = "/internal/jobs"
 COMPLETE_PATH = re.compile(r"^/internal/jobs/(?P<job_id>[^/]+)/complete$")
-JOB_PATH = re.compile(r"^/internal/jobs/(?P<job_id>[^/]+)$")
 DEFAULT_TOKEN = "test-internal-token"
 
 JobState = Literal["DONE", "FAILED"]
-CALLBACK_ADAPTER: TypeAdapter[CallbackBody] = TypeAdapter(CallbackBody)
 
 
 class BackendConfig(BaseModel):
@@ -97,8 +101,9 @@ def _now() -> str:
 
 
 def _headers_without_token(request: Request) -> dict[str, JsonValue]:
+    """The headers, named as clients write them (the ASGI server lower-cases names)."""
     return {
-        name: value
+        "-".join(part.capitalize() for part in name.split("-")): value
         for name, value in request.headers.items()
         if name.lower() != TOKEN_HEADER.lower()
     }
@@ -115,11 +120,11 @@ def _body_as_received(body: bytes) -> JsonValue:
 
 def _job_id_of_callback(request: Request) -> str | None:
     match = COMPLETE_PATH.match(request.path)
-    return unquote(match["job_id"]) if match and request.method == "POST" else None
+    return match["job_id"] if match and request.method == "POST" else None
 
 
 class ReferenceBackend(FakeService[BackendConfig]):
-    """Validates and records job callbacks; keeps one final state per job."""
+    """Reference backend: the job-completion callback endpoint."""
 
     name = "reference-backend"
 
@@ -128,26 +133,36 @@ class ReferenceBackend(FakeService[BackendConfig]):
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
 
-    def accepts_faults(self, request: Request) -> bool:
-        return _job_id_of_callback(request) is not None
+    def create_app(self) -> FastAPI:
+        app = fake_app(
+            self,
+            title="Reference backend",
+            description="Records the pipeline's job-completion callbacks.",
+        )
 
-    def route(self, request: Request, fault: Fault | None) -> Response:
-        job_id = _job_id_of_callback(request)
-        if job_id is not None:
-            return self._complete(request, job_id)
-        if request.method == "GET" and request.path.rstrip("/") == JOBS_PATH:
-            with self._lock:
-                return json_response(200, [job.to_json() for job in self._jobs.values()])
-        match = JOB_PATH.match(request.path)
-        if request.method == "GET" and match:
-            with self._lock:
-                job = self._jobs.get(unquote(match["job_id"]))
-                if job is not None:
-                    return json_response(200, job.to_json())
-        return json_response(404, {"detail": "Not Found"})
+        @app.post("/internal/jobs/{job_id}/complete")
+        def complete(job_id: str, request: FakeRequest, callback: CallbackBody) -> AsgiResponse:
+            return to_asgi(self.complete(request, job_id, callback))
 
-    def _complete(self, request: Request, job_id: str) -> Response:
-        received_at = _now()
+        @app.get(JOBS_PATH)
+        def jobs() -> list[JsonValue]:
+            with self._lock:
+                return [job.to_json() for job in self._jobs.values()]
+
+        @app.get(JOBS_PATH + "/{job_id}")
+        def job(job_id: str, request: FakeRequest) -> AsgiResponse:
+            with self._lock:
+                record = self._jobs.get(job_id)
+                found = None if record is None else json_response(200, record.to_json())
+            return to_asgi(found or self.not_found(request))
+
+        return app
+
+    def accepts_faults(self, method: str, path: str) -> bool:
+        return method == "POST" and COMPLETE_PATH.match(path) is not None
+
+    def refusal(self, request: Request, job_id: str, received_at: str) -> Response | None:
+        """After the latency: the refusal of a call with a bad token, signature or type."""
         config = self.config
         self.sleep(config.latency_s)
         if request.header(TOKEN_HEADER) != config.token:
@@ -163,10 +178,23 @@ class ReferenceBackend(FakeService[BackendConfig]):
         if request.media_type() != "application/json":
             detail = "Content-Type must be application/json"
             return self._reject(request, job_id, received_at, 415, detail)
-        try:
-            callback = CALLBACK_ADAPTER.validate_json(request.body)
-        except ValidationError as exc:
-            return self._reject(request, job_id, received_at, 400, validation_message(exc))
+        return None
+
+    def invalid(self, request: Request, errors: Sequence[Mapping[str, Any]]) -> Response:
+        job_id = _job_id_of_callback(request)
+        if job_id is None:
+            return self.not_found(request)
+        received_at = _now()
+        return self.refusal(request, job_id, received_at) or self._reject(
+            request, job_id, received_at, 400, validation_message(errors)
+        )
+
+    def complete(self, request: Request, job_id: str, callback: CallbackBody) -> Response:
+        """Record a valid callback and move the job's state by ``next_state``."""
+        received_at = _now()
+        refused = self.refusal(request, job_id, received_at)
+        if refused is not None:
+            return refused
         incoming: JobState = "DONE" if isinstance(callback, DoneCallback) else "FAILED"
         body = _body_as_received(request.body)
         delivery_id = request.header(signing.DELIVERY_ID_HEADER)
@@ -222,6 +250,9 @@ class ReferenceBackend(FakeService[BackendConfig]):
     def error_response(self, request: Request, status: int) -> Response:
         return json_response(status, {"detail": f"injected fault {status}"})
 
+    def not_found(self, request: Request) -> Response:
+        return json_response(404, {"detail": "Not Found"})
+
     def extra_stats(self) -> dict[str, JsonValue]:
         with self._lock:
             jobs = list(self._jobs.values())
@@ -245,18 +276,5 @@ def start_reference_backend(
     return start_server(ReferenceBackend(config), host=host, port=port)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the backend until SIGINT/SIGTERM."""
-    parser = cli_parser("Reference backend: the job-completion callback endpoint.")
-    parser.add_argument("--token", default=DEFAULT_TOKEN, help="expected X-Internal-Token")
-    parser.add_argument("--signing-secret", default=None, help="verify X-Signature with it")
-    parser.add_argument("--latency-s", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    config = BackendConfig(
-        token=args.token, signing_secret=args.signing_secret, latency_s=args.latency_s
-    )
-    serve_until_signalled(ReferenceBackend(config), host=args.host, port=args.port)
-
-
 if __name__ == "__main__":
-    main()
+    serve_main(ReferenceBackend, BackendConfig)

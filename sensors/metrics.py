@@ -1,4 +1,4 @@
-"""Prometheus metrics and `/healthz` of the sensor, on one small HTTP server.
+"""Prometheus metrics and `/healthz` of the sensor, on one small ASGI server (uvicorn).
 
 Served on SENSOR_METRICS_PORT (0 disables): `GET /metrics` (Prometheus text format) and
 `GET /healthz` (200 while polling, 503 once the last successful poll is older than
@@ -19,15 +19,15 @@ does), or the outcome counters are counted once per replica.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from uuid import UUID
 
+import uvicorn
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -39,13 +39,15 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
+    make_asgi_app,
 )
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sensors.health import Health
 from video_processor.logs import get_logger
@@ -59,6 +61,7 @@ OUTCOME_STATES = [StateType.COMPLETED, StateType.FAILED, StateType.CRASHED]
 # by whoever reports the state, and may land slightly out of order.
 OUTCOME_OVERLAP = timedelta(minutes=2)
 OUTCOME_PAGE_SIZE = 200
+STOP_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -214,34 +217,54 @@ class RunOutcomeWatcher:
         return thread
 
 
+def metrics_app(metrics: SensorMetrics, health: Callable[[], Health]) -> ASGIApp:
+    """`/metrics` (prometheus_client's ASGI app) and `/healthz`; anything else is a 404."""
+    scrape = make_asgi_app(metrics.registry)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # no lifespan: uvicorn is started with it off
+            return
+        if scope["path"] == "/metrics":
+            await scrape(scope, receive, send)
+            return
+        if scope["path"] == "/healthz":
+            status = health()
+            code = HTTPStatus.OK if status.healthy else HTTPStatus.SERVICE_UNAVAILABLE
+            reply = PlainTextResponse(f"{status.message}\n", code)
+        else:
+            reply = PlainTextResponse("not found\n", HTTPStatus.NOT_FOUND)
+        await reply(scope, receive, send)
+
+    return app
+
+
+class MetricsServer:
+    """uvicorn serving an ASGI app from a daemon thread, on a socket bound at construction."""
+
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        self.socket = socket.create_server((host, port))
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self.socket]},
+            name="metrics-http",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self.socket.getsockname()[1])
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(STOP_TIMEOUT_S)
+        self.socket.close()
+
+
 def serve(
     metrics: SensorMetrics, health: Callable[[], Health], host: str, port: int
-) -> ThreadingHTTPServer:
+) -> MetricsServer:
     """Serve /metrics and /healthz in a daemon thread; `port=0` in tests picks a free one."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._reply(HTTPStatus.OK, metrics.exposition(), CONTENT_TYPE_LATEST)
-            elif path == "/healthz":
-                status = health()
-                code = HTTPStatus.OK if status.healthy else HTTPStatus.SERVICE_UNAVAILABLE
-                self._reply(code, f"{status.message}\n".encode(), "text/plain; charset=utf-8")
-            else:
-                self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
-
-        def _reply(self, code: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
-            return
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
-    return server
+    return MetricsServer(metrics_app(metrics, health), host, port)

@@ -29,6 +29,9 @@ from local_stack.fake_anthropic import (
 )
 from local_stack.http_fake import FakeHTTPServer
 from tests.local_stack.conftest import CliRunner
+from video_processor.llm.prompt import part_block, reduce_message, transcript_message
+from video_processor.llm.structured import KeyPointDraft, SummaryDraft, SummaryLimits
+from video_processor.models import TranscriptSegment
 
 MODEL = "claude-sonnet-4-6"
 HEADERS = {"x-api-key": DEFAULT_API_KEY, "anthropic-version": "2023-06-01"}
@@ -424,11 +427,19 @@ TOOL = {
     "name": "record_summary",
     "input_schema": {"type": "object", "properties": {"summary": {"type": "string"}}},
 }
-NUMBERED = (
-    "다음 영상 전사문을 요약해 주세요. summary 는 10~60자로 쓰세요.\n<transcript>\n"
-    "[0 00:00] 안녕하세요 여러분 오늘은 프리펙트를 배웁니다.\n"
-    "[1 00:05] 플로우와 태스크의 차이를 설명합니다.\n"
-    "[2 00:10] 재시도 설정을 예제로 살펴봅니다.\n</transcript>"
+# Written by the pipeline's own formatter: the fake reads it with the matching readers.
+NUMBERED = transcript_message(
+    [
+        TranscriptSegment(id=i, start_s=5 * i, end_s=5 * i + 5, text=text)
+        for i, text in enumerate(
+            [
+                "안녕하세요 여러분 오늘은 프리펙트를 배웁니다.",
+                "플로우와 태스크의 차이를 설명합니다.",
+                "재시도 설정을 예제로 살펴봅니다.",
+            ]
+        )
+    ],
+    SummaryLimits(min_chars=10, max_chars=60),
 )
 
 
@@ -452,6 +463,23 @@ def test_forced_tool_call_is_answered_with_a_tool_use_block(client: httpx.Client
     assert 10 <= len(tool_input["summary"]) <= 60
     assert tool_input["language"] == "ko"
     assert tool_input["title"] and tool_input["keywords"]
+
+
+def test_tool_input_for_a_reduce_message_cites_the_part_summaries(client: httpx.Client) -> None:
+    draft = SummaryDraft(
+        title="제목",
+        summary="부분 요약입니다",
+        key_points=[KeyPointDraft(text="플로우를 배웁니다", segment_ids=[4, 2])],
+        keywords=["플로우"],
+        language="ko",
+    )
+    message = reduce_message(
+        [part_block(draft, 0, 60, {2: 10.0, 4: 20.0})], SummaryLimits(min_chars=5, max_chars=40)
+    )
+    body = _tool_body(messages=[{"role": "user", "content": message}])
+    tool_input = _create(client, body).json()["content"][0]["input"]
+    assert [point["segment_ids"] for point in tool_input["key_points"]] == [[2, 4]]
+    assert tool_input["summary"] == "플로우를 배웁니다 부분 요약입니다"
 
 
 def test_tool_input_config_and_spoiling_faults(client: httpx.Client) -> None:

@@ -68,7 +68,7 @@ def test_http_server_serves_metrics_and_healthz_from_the_heartbeat(tmp_path):
     metrics = SensorMetrics()
     metrics.jobs_started.inc(3)
     server = serve(metrics, lambda: heartbeat_health(heartbeat, 60), "127.0.0.1", 0)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = f"http://127.0.0.1:{server.port}"
     try:
         scrape = httpx.get(f"{base}/metrics")
         assert scrape.status_code == 200

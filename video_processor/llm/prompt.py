@@ -7,13 +7,18 @@ varies (length bounds, which part of a long video) is in the user message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from video_processor.llm.structured import MAX_KEY_POINTS, TOOL_NAME, SummaryDraft, SummaryLimits
 from video_processor.models import TranscriptSegment
 
 # Put before a low-confidence segment's text: the model is told, the text is not hidden.
 LOW_CONFIDENCE_MARK = "(인식 불확실)"
+TRANSCRIPT_TAG = "transcript"
+PART_SUMMARIES_TAG = "part_summaries"
+PART_SUMMARY_LABEL = "요약: "
 
 SYSTEM_PROMPT = f"""당신은 한국어 영상의 내용을 요약하는 전문 편집자입니다.
 사용자가 <transcript> 태그 안에 영상의 음성 인식 결과를 구간별로 제공합니다.
@@ -56,9 +61,17 @@ def _safe(text: str) -> str:
     return " ".join(text.replace("</", "&lt;/").split())
 
 
+def _unsafe(text: str) -> str:
+    return text.replace("&lt;/", "</")
+
+
 def segment_line(segment: TranscriptSegment) -> str:
     mark = f"{LOW_CONFIDENCE_MARK} " if segment.low_confidence else ""
     return f"[{segment.id} {clock(segment.start_s)}] {mark}{_safe(segment.text)}"
+
+
+def _tagged(tag: str, body: str) -> str:
+    return f"<{tag}>\n{body}\n</{tag}>"
 
 
 def _bounds(limits: SummaryLimits) -> str:
@@ -85,7 +98,7 @@ def transcript_message(
             f"긴 영상을 {parts}개 부분으로 나누었습니다. 다음은 그중 {part}번째 부분({span})의 "
             "전사문입니다. 이 부분만 요약해 주세요."
         )
-    return f"{intro} {_bounds(limits)}\n\n<transcript>\n{lines}\n</transcript>"
+    return f"{intro} {_bounds(limits)}\n\n{_tagged(TRANSCRIPT_TAG, lines)}"
 
 
 def part_block(draft: SummaryDraft, start_s: float, end_s: float, starts: dict[int, float]) -> str:
@@ -96,7 +109,7 @@ def part_block(draft: SummaryDraft, start_s: float, end_s: float, starts: dict[i
     )
     return (
         f'<part range="{clock(start_s)}~{clock(end_s)}">\n'
-        f"제목: {_safe(draft.title)}\n요약: {_safe(draft.summary)}\n"
+        f"제목: {_safe(draft.title)}\n{PART_SUMMARY_LABEL}{_safe(draft.summary)}\n"
         f"핵심어: {_safe(', '.join(draft.keywords))}\n핵심 내용:\n{points}\n</part>"
     )
 
@@ -107,9 +120,66 @@ def reduce_message(blocks: Sequence[str], limits: SummaryLimits) -> str:
         f"긴 영상을 {len(blocks)}개 부분으로 나누어 요약했습니다. 아래 부분 요약들을 합쳐 영상 "
         f"전체의 요약을 {TOOL_NAME} 도구로 기록하세요. key_points 의 segment_ids 는 부분 "
         f"요약의 [구간번호]에서만 고르세요. {_bounds(limits)}\n\n"
-        f"<part_summaries>\n{joined}\n</part_summaries>"
+        f"{_tagged(PART_SUMMARIES_TAG, joined)}"
     )
 
 
 def problems_message(problems: Sequence[str]) -> str:
     return RETRY_INSTRUCTION + "\n" + "\n".join(f"- {problem}" for problem in problems)
+
+
+# Reading a message back, as a stand-in model does (the local fake of the Messages API):
+# these parsers invert the formatters above, and tests pin that they do.
+_LINE = re.compile(r"^\[(?P<ids>\d+(?:,\d+)*) (?P<clock>\d+(?::\d{2}){1,2})\] (?P<text>.*)$", re.M)
+_LENGTH_BOUNDS = re.compile(r"summary 는 (?P<low>\d+)~(?P<high>\d+)자로")
+
+
+@dataclass(frozen=True)
+class PromptLine:
+    """One ``[ids clock] text`` line: a transcript segment, or a part summary's key point."""
+
+    segment_ids: tuple[int, ...]
+    clock: str
+    text: str
+    low_confidence: bool = False
+
+
+def read_lines(message: str) -> list[PromptLine]:
+    """The lines ``segment_line`` and ``part_block`` wrote into a message, in order."""
+    lines = []
+    for match in _LINE.finditer(message):
+        text = match["text"]
+        unsure = text.startswith(f"{LOW_CONFIDENCE_MARK} ")
+        lines.append(
+            PromptLine(
+                segment_ids=tuple(int(i) for i in match["ids"].split(",")),
+                clock=match["clock"],
+                text=_unsafe(text.removeprefix(f"{LOW_CONFIDENCE_MARK} ")),
+                low_confidence=unsure,
+            )
+        )
+    return lines
+
+
+def read_tagged(message: str, tag: str) -> str | None:
+    """What a message holds between ``<tag>`` and ``</tag>``, None without the tag."""
+    start, end = f"<{tag}>\n", f"\n</{tag}>"
+    _, found, rest = message.partition(start)
+    if not found or end not in rest:
+        return None
+    return rest.partition(end)[0]
+
+
+def read_part_summaries(message: str) -> list[str]:
+    """The summary paragraph of every ``part_block`` in a reduce message."""
+    return [
+        _unsafe(line.removeprefix(PART_SUMMARY_LABEL))
+        for line in message.splitlines()
+        if line.startswith(PART_SUMMARY_LABEL)
+    ]
+
+
+def read_length_bounds(message: str) -> tuple[int, int] | None:
+    """The summary's (min, max) characters a message states, None when it states none."""
+    match = _LENGTH_BOUNDS.search(message)
+    return (int(match["low"]), int(match["high"])) if match else None

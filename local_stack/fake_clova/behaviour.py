@@ -1,4 +1,4 @@
-"""Fake Naver CLOVA Speech Recognition (CSR, short audio): ``POST /recog/v1/stt?lang=Kor``.
+"""The fake CLOVA CSR's behaviour: its checks in the real service's order, latency, answers.
 
 Implements the documented API: API-gateway key check, the application's API selection
 (``csr_enabled: false`` answers 429 ``"400" Quota Exceeded``, as NCP does for an application
@@ -11,8 +11,6 @@ Every audio is "heard" as the one configured text ("" when it is silent). ``{cal
 text becomes the number of the recognised call (1, 2, ...), so that the chunks of a long
 video read differently, as real speech does (one text repeated across many chunks is
 what the pipeline's quality gate rejects as an STT loop).
-
-Run it alone with ``python -m local_stack.fake_clova --port 8091``.
 """
 
 from __future__ import annotations
@@ -23,33 +21,42 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from local_stack.http_fake import (
-    DEFAULT_HOST,
-    FakeHTTPServer,
-    FakeService,
-    Fault,
-    Request,
-    Response,
-    cli_parser,
-    json_response,
-    serve_until_signalled,
-    start_server,
+from local_stack.fake_clova import service
+from local_stack.fake_clova.schema import (
+    ACCEPTED_FORMATS,
+    AUDIO_MEDIA_TYPE,
+    AUTHENTICATION_FAILED,
+    BAD_REQUEST,
+    EMPTY_LANGUAGE,
+    EMPTY_SOUND,
+    FAULT_ERRORS,
+    INVALID_CONTENT_TYPE,
+    INVALID_LANGUAGE,
+    KEY_HEADER,
+    KEY_ID_HEADER,
+    LANGUAGES,
+    MAX_AUDIO_SECONDS,
+    MAX_BODY_BYTES,
+    MIN_SAMPLE_RATE_HZ,
+    NOT_FOUND,
+    PREPROCESSING_FAILED,
+    QUOTA_EXCEEDED,
+    STT_PATH,
+    TOO_LARGE,
+    TOO_LONG,
+    UNEXPECTED_ERROR,
+    clova_error,
 )
+from local_stack.http_fake import FakeService, Fault, Request, Response, json_response
 
-STT_PATH = "/recog/v1/stt"
-LANGUAGES = frozenset({"Kor", "Eng", "Jpn", "Chn"})
-AUDIO_MEDIA_TYPE = "application/octet-stream"
-MAX_BODY_BYTES = 3 * 1024 * 1024
-MAX_AUDIO_SECONDS = 60
-MIN_SAMPLE_RATE_HZ = 16_000
-# ffprobe format names of the containers CSR takes (mp3, aac, ac3, ogg, flac, wav).
-ACCEPTED_FORMATS = frozenset({"mp3", "aac", "ac3", "ogg", "flac", "wav"})
 FFPROBE_TIMEOUT_S = 30
 SILENCE_MAX_VOLUME_DB = -50.0
 MAX_VOLUME_PATTERN = re.compile(r"max_volume: (?P<db>-?[\d.]+|-inf) dB")
@@ -58,20 +65,6 @@ DEFAULT_API_KEY_ID = "test-clova-key-id"
 DEFAULT_API_KEY = "test-clova-key"
 DEFAULT_TEXT = "안녕하세요 테스트 음성입니다"
 CALL_PLACEHOLDER = "{call}"
-
-# The error each status fault answers with unless the fault overrides the body.
-FAULT_ERRORS: dict[int, tuple[str, str]] = {
-    400: ("100", "Bad Request"),
-    401: ("200", "Authentication Failed"),
-    404: ("300", "Not Found"),
-    413: ("430", "Request Entity Too Large"),
-    429: ("410", "Throttle Limited"),
-    500: ("STT999", "Internal Server Error"),
-    503: ("500", "Endpoint Error"),
-    504: ("510", "Endpoint Timeout"),
-}
-UNEXPECTED_ERROR = ("900", "Unexpected Error")
-QUOTA_EXCEEDED = ("400", "Quota Exceeded")
 
 
 class ClovaConfig(BaseModel):
@@ -94,15 +87,6 @@ class AudioProbe:
     formats: frozenset[str]
     duration_s: float
     sample_rate_hz: int
-
-
-def _is_stt_call(request: Request) -> bool:
-    return request.method == "POST" and request.path == STT_PATH
-
-
-def clova_error(status: int, code: str, message: str) -> Response:
-    """The gateway error envelope (errorCode is a string)."""
-    return json_response(status, {"error": {"errorCode": code, "message": message}})
 
 
 def probe_audio(body: bytes) -> AudioProbe | None:
@@ -171,7 +155,7 @@ def probe_audio_file(path: Path) -> AudioProbe | None:
 
 
 class FakeClova(FakeService[ClovaConfig]):
-    """CLOVA CSR: refuses what the real service refuses, transcribes everything to one text."""
+    """Fake Naver CLOVA Speech Recognition (CSR): refuses what the real service refuses."""
 
     name = "fake-clova"
 
@@ -182,24 +166,26 @@ class FakeClova(FakeService[ClovaConfig]):
         self._recognized = 0
         self._served_s: list[float] = []  # per recognised call, arrival to answer
 
-    def accepts_faults(self, request: Request) -> bool:
-        return _is_stt_call(request)
+    def create_app(self) -> FastAPI:
+        return service.create_app(self)
+
+    def accepts_faults(self, method: str, path: str) -> bool:
+        return method == "POST" and path == STT_PATH
 
     def route(self, request: Request, fault: Fault | None) -> Response:
-        if not _is_stt_call(request):
-            return clova_error(404, "300", "Not Found")
+        """Answer one call to the STT endpoint."""
         config = self.config
-        refusal = self._refusal(request, config)
+        refusal = self.refusal(request, config)
         if refusal is not None:
             return refusal
         began = time.monotonic()
         probe = probe_audio(request.body)
         if probe is None or not probe.formats & ACCEPTED_FORMATS:
-            return clova_error(500, "STT006", "Failed to pre-processing")
+            return clova_error(500, PREPROCESSING_FAILED)
         if probe.duration_s > MAX_AUDIO_SECONDS:
-            return clova_error(413, "STT001", "Exceed Sound Data length")
+            return clova_error(413, TOO_LONG)
         if probe.sample_rate_hz < MIN_SAMPLE_RATE_HZ:
-            return clova_error(500, "STT006", "Failed to pre-processing")
+            return clova_error(500, PREPROCESSING_FAILED)
         self.sleep(config.base_latency_s + config.per_audio_second_s * probe.duration_s)
         with self._lock:
             self._audio_seconds += probe.duration_s
@@ -209,31 +195,37 @@ class FakeClova(FakeService[ClovaConfig]):
         text = "" if is_silent(request.body) else config.text.replace(CALL_PLACEHOLDER, str(call))
         return json_response(200, {"text": text})
 
-    def _refusal(self, request: Request, config: ClovaConfig) -> Response | None:
+    def refusal(self, request: Request, config: ClovaConfig) -> Response | None:
         """The first gateway or STT0xx refusal that applies before decoding, if any."""
         if (
-            request.header("X-NCP-APIGW-API-KEY-ID") != config.api_key_id
-            or request.header("X-NCP-APIGW-API-KEY") != config.api_key
+            request.header(KEY_ID_HEADER) != config.api_key_id
+            or request.header(KEY_HEADER) != config.api_key
         ):
-            return clova_error(401, "200", "Authentication Failed")
+            return clova_error(401, AUTHENTICATION_FAILED)
         if not config.csr_enabled:
-            return clova_error(429, *QUOTA_EXCEEDED)
+            return clova_error(429, QUOTA_EXCEEDED)
         lang = request.query_value("lang")
         if not lang:
-            return clova_error(400, "STT004", "Empty Language")
+            return clova_error(400, EMPTY_LANGUAGE)
         if lang not in LANGUAGES:
-            return clova_error(400, "STT005", "Invalid Language")
+            return clova_error(400, INVALID_LANGUAGE)
         if request.media_type() != AUDIO_MEDIA_TYPE:
-            return clova_error(400, "STT002", "Invalid Content Type")
+            return clova_error(400, INVALID_CONTENT_TYPE)
         if not request.body:
-            return clova_error(400, "STT003", "Empty Sound Data")
+            return clova_error(400, EMPTY_SOUND)
         if len(request.body) > MAX_BODY_BYTES:
-            return clova_error(413, "STT000", "Request Entity Too Large")
+            return clova_error(413, TOO_LARGE)
         return None
 
+    def invalid(self, request: Request, errors: Sequence[Mapping[str, Any]]) -> Response:
+        # The route's schema only checks ``lang``; the gateway checks come first.
+        return self.refusal(request, self.config) or clova_error(400, BAD_REQUEST)
+
+    def not_found(self, request: Request) -> Response:
+        return clova_error(404, NOT_FOUND)
+
     def error_response(self, request: Request, status: int) -> Response:
-        code, message = FAULT_ERRORS.get(status, UNEXPECTED_ERROR)
-        return clova_error(status, code, message)
+        return clova_error(status, FAULT_ERRORS.get(status, UNEXPECTED_ERROR))
 
     def extra_stats(self) -> dict[str, JsonValue]:
         with self._lock:
@@ -248,35 +240,3 @@ class FakeClova(FakeService[ClovaConfig]):
             self._audio_seconds = 0.0
             self._recognized = 0
             self._served_s = []
-
-
-def start_fake_clova(
-    config: ClovaConfig | None = None, *, host: str = DEFAULT_HOST, port: int = 0
-) -> FakeHTTPServer[FakeClova]:
-    """Serve a fake CLOVA CSR from a daemon thread (port 0 picks a free port)."""
-    return start_server(FakeClova(config), host=host, port=port)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the fake until SIGINT/SIGTERM."""
-    parser = cli_parser("Fake Naver CLOVA Speech Recognition (CSR).")
-    parser.add_argument("--api-key-id", default=DEFAULT_API_KEY_ID)
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument(
-        "--text", default=DEFAULT_TEXT, help="what every call hears ({call}: its number)"
-    )
-    parser.add_argument("--base-latency-s", type=float, default=0.0)
-    parser.add_argument("--per-audio-second-s", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    config = ClovaConfig(
-        api_key_id=args.api_key_id,
-        api_key=args.api_key,
-        text=args.text,
-        base_latency_s=args.base_latency_s,
-        per_audio_second_s=args.per_audio_second_s,
-    )
-    serve_until_signalled(FakeClova(config), host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main()

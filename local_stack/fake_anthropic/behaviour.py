@@ -1,4 +1,4 @@
-"""Fake Anthropic Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+"""The fake Messages API's behaviour: its checks, token counts, replies and caching.
 
 Implements the documented API: the API key (``x-api-key``, or ``Authorization: Bearer`` as
 the pinned SDK sends it), ``anthropic-version``, body validation, the model ids the pinned
@@ -17,9 +17,10 @@ end with that stop reason (a refusal has no content, the other two a cut-off rep
 
 Tool use: with ``tools`` and a ``tool_choice`` of ``{"type": "tool", "name": ...}`` (or
 ``any``) the reply is one ``tool_use`` block (``stop_reason: "tool_use"``). Its input
-imitates a model filling the pipeline's summary tool: it reads the numbered lines
-``[id mm:ss] text`` (or ``[3,5 mm:ss] text``) of the last user message that has any, cites
-those ids, and keeps the summary within an ``N~M자`` bound the prompt states. Config
+imitates a model filling the pipeline's summary tool: it reads the last user message that
+has ``[id mm:ss] text`` lines with the prompt module's own readers
+(``video_processor.llm.prompt.read_lines`` and the others, which invert its formatters),
+cites those ids, and keeps the summary within the length bounds the prompt states. Config
 ``tool_input`` replaces it; faults ``invalid_tool_input`` (schema-invalid) and
 ``bad_citation`` (cites a segment that does not exist) spoil one reply.
 
@@ -31,8 +32,6 @@ and ``input_tokens`` counts only the rest, as the real API reports.
 ``GET /__admin/stats`` holds ``last_request``: the validated body of the last Messages
 request that reached the model (status faults answer before it), so tests can read the
 exact prompt the pipeline sent; ``POST /__admin/reset`` forgets it.
-
-Run it alone with ``python -m local_stack.fake_anthropic --port 8092``.
 """
 
 from __future__ import annotations
@@ -40,69 +39,62 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal, Self, TypeVar, get_args
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from anthropic._data import DEPRECATED_MODELS
-from anthropic.types import Model, StopReason
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from anthropic.types import StopReason
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from local_stack.fake_anthropic import service
+from local_stack.fake_anthropic.schema import (
+    API_VERSIONS,
+    CONTEXT_WINDOW_TOKENS,
+    COUNT_TOKENS_PATH,
+    ERRORS_BY_STATUS,
+    MAX_REQUEST_BYTES,
+    MESSAGES_PATH,
+    UNPARSABLE_BODY,
+    Content,
+    ContentBlock,
+    CountTokensRequest,
+    MessagesRequest,
+    empty_content_problem,
+    known_model,
+    max_output_tokens,
+)
 from local_stack.http_fake import (
-    DEFAULT_HOST,
-    FakeHTTPServer,
     FakeService,
     Fault,
+    Refused,
     Request,
     Response,
-    cli_parser,
+    is_json_error,
     json_response,
-    serve_until_signalled,
-    start_server,
     validation_message,
 )
+from video_processor.llm.prompt import (
+    TRANSCRIPT_TAG,
+    PromptLine,
+    read_length_bounds,
+    read_lines,
+    read_part_summaries,
+    read_tagged,
+)
 
-MESSAGES_PATH = "/v1/messages"
-COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
-# 2026-10-21 is what the pinned SDK (anthropic 2.14.0) sends; the documentation names 2023-06-01.
-API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
-MAX_REQUEST_BYTES = 32 * 1024 * 1024
-CONTEXT_WINDOW_TOKENS = 200_000
 # Korean runs about one to two characters a token; two overestimates English text.
 CHARS_PER_TOKEN = 2
 SUMMARY_PREFIX = "요약: "
 SUMMARY_SOURCE_CHARS = 200
-TRANSCRIPT_TAG = re.compile(r"<transcript>(.*?)</transcript>", re.DOTALL)
-# The pinned SDK's model ids (its Literal, without the open ``str``).
-KNOWN_MODELS = frozenset(get_args(get_args(Model)[0]))
-DEFAULT_MAX_OUTPUT_TOKENS = 64_000
-MODEL_MAX_OUTPUT_TOKENS = {"claude-opus-4-6": 128_000}
-DATED_SUFFIX = re.compile(r"-\d{8}$")
-ORDINAL_SUFFIX = re.compile(r"(\d+)(st|nd|rd|th)")
 DEFAULT_API_KEY = "test-anthropic-key"
 MIN_CACHEABLE_TOKENS = 1024
-NUMBERED_LINE = re.compile(r"^\[(\d+(?:\s*,\s*\d+)*)(?:\s+\d+(?::\d{2}){1,2})?\]\s*(.+)$", re.M)
-PART_SUMMARY_LINE = re.compile(r"^요약:\s*(.+)$", re.M)
-LENGTH_BOUNDS = re.compile(r"(\d+)~(\d+)자")
 TOOL_SUMMARY_CHARS = 300
 TOOL_KEY_POINTS = 5
 BAD_SEGMENT_ID = 999_999
 DEFAULT_RETRY_AFTER_S = 1
-
-ERRORS_BY_STATUS: dict[int, tuple[str, str]] = {
-    400: ("invalid_request_error", "Invalid request"),
-    401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use this resource."),
-    404: ("not_found_error", "Not found"),
-    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: ("rate_limit_error", "Number of requests has exceeded your rate limit."),
-    500: ("api_error", "Internal server error"),
-    529: ("overloaded_error", "Overloaded"),
-}
 
 # Faults that end the next reply with the stop reason of their name.
 STOP_REASON_FAULTS: dict[str, StopReason] = {
@@ -123,74 +115,6 @@ class AnthropicConfig(BaseModel):
     per_output_token_s: float = Field(default=0.0, ge=0)
     retry_after_s: int = Field(default=DEFAULT_RETRY_AFTER_S, ge=0)
     tool_input: dict[str, JsonValue] | None = None
-
-
-class ContentBlock(BaseModel):
-    """A content block; only text blocks matter to the fake, others pass through."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    text: str | None = None
-
-    @model_validator(mode="after")
-    def _text_blocks_have_text(self) -> Self:
-        if self.type == "text" and self.text is None:
-            raise ValueError("text blocks need a 'text' string")
-        return self
-
-
-Content = str | list[ContentBlock]
-
-
-class InputMessage(BaseModel):
-    role: Literal["user", "assistant"]
-    content: Content
-
-
-class ToolDefinition(BaseModel):
-    """A client tool: a name and an object ``input_schema``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,128}$")
-    description: str | None = None
-    input_schema: dict[str, JsonValue]
-
-    @model_validator(mode="after")
-    def _object_schema(self) -> Self:
-        if self.input_schema.get("type") != "object":
-            raise ValueError("input_schema: type must be 'object'")
-        return self
-
-
-class ToolChoice(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    type: Literal["auto", "any", "tool", "none"]
-    name: str | None = None
-
-
-class CountTokensRequest(BaseModel):
-    """The body of ``/v1/messages/count_tokens`` (and the shared part of ``/v1/messages``)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    messages: list[InputMessage] = Field(min_length=1)
-    system: Content | None = None
-    tools: list[ToolDefinition] | None = None
-    tool_choice: ToolChoice | None = None
-
-
-class MessagesRequest(CountTokensRequest):
-    max_tokens: Annotated[int, Field(strict=True, ge=1)]
-    temperature: float | None = Field(default=None, ge=0, le=1)
-    stop_sequences: list[str] = Field(default_factory=list)
-    stream: bool = False
-
-
-RequestT = TypeVar("RequestT", bound=CountTokensRequest)
 
 
 def presented_api_key(request: Request) -> str | None:
@@ -265,16 +189,13 @@ def cacheable_prefix(body: CountTokensRequest) -> tuple[str, int] | None:
     return key, tokens
 
 
-def numbered_lines(body: CountTokensRequest) -> tuple[str, list[tuple[list[int], str]]]:
-    """The last user text with ``[id mm:ss] text`` lines, and those lines (ids, text)."""
+def prompt_lines(body: CountTokensRequest) -> tuple[str, list[PromptLine]]:
+    """The last user text with ``[ids clock] text`` lines, and those lines."""
     for message in reversed(body.messages):
         if message.role != "user":
             continue
         text = content_text(message.content)
-        lines = [
-            ([int(i) for i in ids.split(",")], " ".join(line.split()))
-            for ids, line in NUMBERED_LINE.findall(text)
-        ]
+        lines = read_lines(text)
         if lines:
             return text, lines
     return "", []
@@ -288,20 +209,18 @@ def _hangul_share(text: str) -> float:
 
 def derive_tool_input(body: CountTokensRequest) -> dict[str, JsonValue]:
     """What a well-behaved model would put into the summary tool for this prompt."""
-    prompt, lines = numbered_lines(body)
-    if not lines:
+    prompt, lines = prompt_lines(body)
+    points = [(list(line.segment_ids), " ".join(line.text.split())) for line in lines]
+    if not points:
         text = summarize(body).removeprefix(SUMMARY_PREFIX) or "내용 없음"
-        lines = [([0], text)]
-    count = min(TOOL_KEY_POINTS, len(lines))
-    picks = [lines[round(i * (len(lines) - 1) / max(1, count - 1))] for i in range(count)]
-    sources = [text for _, text in lines] + PART_SUMMARY_LINE.findall(prompt)
-    low, high = 1, TOOL_SUMMARY_CHARS
-    bounds = LENGTH_BOUNDS.search(prompt)
-    if bounds:
-        low, high = int(bounds[1]), int(bounds[2])
+        points = [([0], text)]
+    count = min(TOOL_KEY_POINTS, len(points))
+    picks = [points[round(i * (len(points) - 1) / max(1, count - 1))] for i in range(count)]
+    sources = [text for _, text in points] + read_part_summaries(prompt)
+    low, high = read_length_bounds(prompt) or (1, TOOL_SUMMARY_CHARS)
     summary = " ".join(sources)[: min(high, max(low, TOOL_SUMMARY_CHARS))].strip()
     words = Counter(
-        word.strip(".,?!…\"'") for _, text in lines for word in text.split() if len(word) >= 2
+        word.strip(".,?!…\"'") for _, text in points for word in text.split() if len(word) >= 2
     )
     keywords: list[JsonValue] = [word for word, _ in words.most_common(5) if word] or ["요약"]
     key_points: list[JsonValue] = [
@@ -330,47 +249,9 @@ def summarize(body: CountTokensRequest) -> str:
     """``요약: `` plus the first characters of the last user message's transcript."""
     last_user = next((m for m in reversed(body.messages) if m.role == "user"), None)
     text = content_text(last_user.content) if last_user else ""
-    tagged = TRANSCRIPT_TAG.search(text)
-    source = " ".join((tagged.group(1) if tagged else text).split())
+    tagged = read_tagged(text, TRANSCRIPT_TAG)
+    source = " ".join((text if tagged is None else tagged).split())
     return SUMMARY_PREFIX + source[:SUMMARY_SOURCE_CHARS]
-
-
-def end_of_life(model: str) -> date | None:
-    """The end-of-life date the pinned SDK gives a deprecated model (``"November 30th, 2026"``)."""
-    written = DEPRECATED_MODELS.get(model)
-    if written is None:
-        return None
-    return datetime.strptime(ORDINAL_SUFFIX.sub(r"\1", written), "%B %d, %Y").date()
-
-
-def known_model(model: str, today: date | None = None) -> str | None:
-    """The base id of a model the API serves today (dated snapshots included), else None."""
-    if model not in KNOWN_MODELS:
-        return None
-    retired = end_of_life(model)
-    if retired is not None and (today or datetime.now(UTC).date()) > retired:
-        return None
-    return DATED_SUFFIX.sub("", model)
-
-
-def max_output_tokens(base_model: str) -> int:
-    return MODEL_MAX_OUTPUT_TOKENS.get(base_model, DEFAULT_MAX_OUTPUT_TOKENS)
-
-
-def empty_content_problem(messages: list[InputMessage]) -> str | None:
-    """The real API's refusal of empty content, if one applies."""
-    for index, message in enumerate(messages):
-        if isinstance(message.content, list) and any(
-            block.type == "text" and not (block.text or "").strip() for block in message.content
-        ):
-            return f"messages.{index}: text content blocks must contain non-whitespace text"
-        is_final_assistant = index == len(messages) - 1 and message.role == "assistant"
-        if not message.content and not is_final_assistant:
-            return (
-                f"messages.{index}: all messages must have non-empty content "
-                "except for the optional final assistant message"
-            )
-    return None
 
 
 def forced_tool(body: CountTokensRequest) -> str | None:
@@ -438,26 +319,14 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         self._cached_prefixes: set[str] = set()
         self._last_request: dict[str, JsonValue] | None = None
 
-    def accepts_faults(self, request: Request) -> bool:
-        return request.method == "POST" and request.path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
+    def create_app(self) -> FastAPI:
+        return service.create_app(self)
 
-    def route(self, request: Request, fault: Fault | None) -> Response:
-        if request.method == "POST" and request.path == MESSAGES_PATH:
-            messages = self._parse(request, MessagesRequest)
-            if isinstance(messages, Response):
-                return messages
-            with self._lock:
-                self._last_request = messages.model_dump(mode="json", exclude_none=True)
-            return self._reply(messages, fault)
-        if request.method == "POST" and request.path == COUNT_TOKENS_PATH:
-            counted = self._parse(request, CountTokensRequest)
-            if isinstance(counted, Response):
-                return counted
-            return json_response(200, {"input_tokens": input_tokens_of(counted)})
-        return self._error(request, 404, "not_found_error", f"Not found: {request.path}")
+    def accepts_faults(self, method: str, path: str) -> bool:
+        return method == "POST" and path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
 
-    def _parse(self, request: Request, model: type[RequestT]) -> RequestT | Response:
-        """The validated body, or the error the real API answers with."""
+    def refusal(self, request: Request) -> Response | None:
+        """The refusal of the request's key, version or size (checked before its body)."""
         if presented_api_key(request) != self.config.api_key:
             return self._error(request, 401, "authentication_error", "invalid x-api-key")
         version = request.header("anthropic-version")
@@ -467,21 +336,41 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
             return self._invalid(request, f"anthropic-version: unknown version {version!r}")
         if len(request.body) > MAX_REQUEST_BYTES:
             return self._error(request, 413, *ERRORS_BY_STATUS[413])
-        try:
-            payload = json.loads(request.body)
-        except ValueError:
-            return self._invalid(request, "There was an error parsing the body of your request")
-        if not isinstance(payload, dict):
-            return self._invalid(request, "body: Input should be an object")
-        try:
-            body = model.model_validate(payload)
-        except ValidationError as exc:
-            return self._invalid(request, validation_message(exc))
+        return None
+
+    def invalid(self, request: Request, errors: Sequence[Mapping[str, Any]]) -> Response:
+        refused = self.refusal(request)
+        if refused is not None:
+            return refused
+        message = UNPARSABLE_BODY if is_json_error(errors) else validation_message(errors)
+        return self._invalid(request, message)
+
+    def not_found(self, request: Request) -> Response:
+        return self._error(request, 404, "not_found_error", f"Not found: {request.path}")
+
+    def checked(self, request: Request, body: CountTokensRequest) -> None:
+        """Refuse, as the real API would, a request with a valid body (``Refused``)."""
+        refused = self.refusal(request)
+        if refused is not None:
+            raise Refused(refused)
         base_model = known_model(body.model)
         if base_model is None:
-            return self._error(request, 404, "not_found_error", f"model: {body.model}")
+            raise Refused(self._error(request, 404, "not_found_error", f"model: {body.model}"))
         problem = request_problem(body, base_model)
-        return body if problem is None else self._invalid(request, problem)
+        if problem is not None:
+            raise Refused(self._invalid(request, problem))
+
+    def messages(self, request: Request, body: MessagesRequest, fault: Fault | None) -> Response:
+        """``POST /v1/messages``."""
+        self.checked(request, body)
+        with self._lock:
+            self._last_request = body.model_dump(mode="json", exclude_none=True)
+        return self._reply(body, fault)
+
+    def count_tokens(self, request: Request, body: CountTokensRequest) -> Response:
+        """``POST /v1/messages/count_tokens``."""
+        self.checked(request, body)
+        return json_response(200, {"input_tokens": input_tokens_of(body)})
 
     def _reply(self, body: MessagesRequest, fault: Fault | None) -> Response:
         tool = forced_tool(body)
@@ -615,10 +504,8 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
         error_type, message = ERRORS_BY_STATUS.get(status, ERRORS_BY_STATUS[500])
         return self._error(request, status, error_type, message)
 
-    def decorate(self, request: Request, response: Response) -> Response:
-        return Response(
-            response.status, response.body, {**response.headers, "request-id": request_id(request)}
-        )
+    def reply_headers(self, request: Request) -> dict[str, str]:
+        return {"request-id": request_id(request)}
 
     def extra_stats(self) -> dict[str, JsonValue]:
         with self._lock:
@@ -644,33 +531,3 @@ class FakeAnthropic(FakeService[AnthropicConfig]):
 
 def request_id(request: Request) -> str:
     return f"req_{request.request_id}"
-
-
-def start_fake_anthropic(
-    config: AnthropicConfig | None = None, *, host: str = DEFAULT_HOST, port: int = 0
-) -> FakeHTTPServer[FakeAnthropic]:
-    """Serve a fake Messages API from a daemon thread (port 0 picks a free port)."""
-    return start_server(FakeAnthropic(config), host=host, port=port)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the fake until SIGINT/SIGTERM."""
-    parser = cli_parser("Fake Anthropic Messages API.")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--text", default=None, help="fixed reply instead of the derived summary")
-    parser.add_argument("--base-latency-s", type=float, default=0.0)
-    parser.add_argument("--per-output-token-s", type=float, default=0.0)
-    parser.add_argument("--retry-after-s", type=int, default=DEFAULT_RETRY_AFTER_S)
-    args = parser.parse_args(argv)
-    config = AnthropicConfig(
-        api_key=args.api_key,
-        text=args.text,
-        base_latency_s=args.base_latency_s,
-        per_output_token_s=args.per_output_token_s,
-        retry_after_s=args.retry_after_s,
-    )
-    serve_until_signalled(FakeAnthropic(config), host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""Fake Naver CLOVA Speech (long-form recognition), as documented.
+"""The fake CLOVA Speech's behaviour (long-form recognition): checks, jobs, results.
 
 Serves, under an invoke path like the real ``/external/v1/{id}/{key}``:
 
@@ -29,12 +29,8 @@ Extra fault kinds ``job-failed`` / ``job-timeout`` make the next job end ``FAILE
 ``TIMEOUT``. The ``callback`` param is validated but never called, and a ``resultToObs``
 result is served by polling only (nothing is written to an Object Storage).
 
-The body of an error reply is unconfirmed for the real service; the fake answers a flat
-``{"code": ..., "message": ...}``. Request bodies go through the shared framing limit
-(``http_fake.MAX_READ_BYTES``, 64 MB), so the 2 GB limit is only reachable through ``url``
-or a lowered ``max_media_bytes``.
-
-Run it alone with ``python -m local_stack.fake_clova_speech --port 8093``.
+An upload is read into memory before its size is checked, so the 2 GB limit is meant to be
+reached through ``url`` or a lowered ``max_media_bytes``.
 """
 
 from __future__ import annotations
@@ -45,46 +41,44 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.parser import HeaderParser
-from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Any
 
 import httpx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    JsonValue,
-    StrictBool,
-    ValidationError,
-    model_validator,
-)
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from local_stack.fake_clova import probe_audio_file
-from local_stack.http_fake import (
-    DEFAULT_HOST,
-    FakeHTTPServer,
-    FakeService,
-    Fault,
-    Request,
-    Response,
-    cli_parser,
-    json_response,
-    serve_until_signalled,
-    start_server,
+from local_stack.fake_clova_speech import service
+from local_stack.fake_clova_speech.schema import (
+    ACCEPTED_FORMATS,
+    API_KEY_HEADER,
+    EBML_HEADER_BYTES,
+    INVALID_PARAMETERS,
+    INVALID_SECRET,
+    MAX_ASYNC_AUDIO_SECONDS,
+    MAX_MEDIA_BYTES,
+    MAX_SYNC_AUDIO_SECONDS,
+    NOT_FOUND,
+    PREPROCESSING_FAILED,
+    RECOGNIZER,
+    TOO_LARGE,
+    TOO_LONG,
+    WEBM_DOCTYPE,
+    ObjectStorageRequest,
+    RecognitionParams,
+    UrlRequest,
+    parse_multipart,
+    speech_error,
+    status_error,
 )
+from local_stack.http_fake import FakeService, Fault, Refused, Request, Response, json_response
 
-API_KEY_HEADER = "X-CLOVASPEECH-API-KEY"
 DEFAULT_INVOKE_PATH = "/external/v1/1000/fake-invoke-key"
 DEFAULT_SECRET_KEY = "test-clova-speech-secret"
 DEFAULT_TEXT = "안녕하세요 긴 영상의 테스트 음성입니다"
-RECOGNIZER = "/recognizer"
-MAX_SYNC_AUDIO_SECONDS = 2 * 3600
-MAX_ASYNC_AUDIO_SECONDS = 6 * 3600
-MAX_MEDIA_BYTES = 2 * 1024**3
 REALISTIC_LATENCY = {"base_latency_s": 1.0, "per_audio_second_s": 0.05}
 MS_PER_S = 1000
 FETCH_CHUNK_BYTES = 1024 * 1024
@@ -92,44 +86,6 @@ SEGMENT_CONFIDENCE = 0.95
 SPEAKERS = (("1", "A"), ("2", "B"))
 JOB_FAILED_FAULT = "job-failed"
 JOB_TIMEOUT_FAULT = "job-timeout"
-# ffprobe format names of NCP's listed containers (m4a/mp4/mov share one, wmv is asf).
-ACCEPTED_FORMATS = frozenset(
-    {
-        "mp3",
-        "aac",
-        "ac3",
-        "ogg",
-        "flac",
-        "wav",
-        "mov",
-        "mp4",
-        "m4a",
-        "avi",
-        "asf",
-        "flv",
-        "matroska",
-    }
-)
-# EBML DocType element (0x4282, size 4) of a WebM file, within its first bytes.
-WEBM_DOCTYPE = b"\x42\x82\x84webm"
-EBML_HEADER_BYTES = 64
-
-INVALID_PARAMETERS = ("400", "Invalid request parameters")
-INVALID_SECRET = ("401", "Invalid secret")
-NOT_FOUND = ("404", "Not Found")
-TOO_LARGE = ("STT000", "Request Entity Too Large")
-TOO_LONG = ("STT001", "Exceed Sound Data length")
-PREPROCESSING_FAILED = ("STT006", "Failed to pre-processing")
-FAULT_ERRORS: dict[int, tuple[str, str]] = {
-    400: INVALID_PARAMETERS,
-    401: INVALID_SECRET,
-    404: NOT_FOUND,
-    413: TOO_LARGE,
-    500: ("STT999", "Internal Server Error"),
-}
-
-ParamsT = TypeVar("ParamsT", bound="RecognitionParams")
-Language = Literal["ko-KR", "en-US", "enko", "ja", "zh-cn", "zh-tw"]
 
 
 class ClovaSpeechConfig(BaseModel):
@@ -149,49 +105,6 @@ class ClovaSpeechConfig(BaseModel):
     max_media_bytes: int = Field(default=MAX_MEDIA_BYTES, gt=0)
     object_storage_url: str | None = None
     fetch_timeout_s: float = Field(default=60.0, gt=0)
-
-
-class Diarization(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    enable: StrictBool = False
-
-
-class Boosting(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    words: str
-
-
-class RecognitionParams(BaseModel):
-    """The documented params; unknown keys are ignored, wrong types refused."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    language: Language = "ko-KR"
-    completion: Literal["sync", "async"] = "async"
-    callback: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    result_to_obs: StrictBool = Field(default=False, alias="resultToObs")
-    userdata: JsonValue | None = None
-    word_alignment: StrictBool = Field(default=True, alias="wordAlignment")
-    full_text: StrictBool = Field(default=True, alias="fullText")
-    noise_filtering: StrictBool = Field(default=True, alias="noiseFiltering")
-    diarization: Diarization | None = None
-    boostings: list[Boosting] | None = None
-
-    @model_validator(mode="after")
-    def _async_has_a_result_target(self) -> Self:
-        if self.completion == "async" and self.callback is None and not self.result_to_obs:
-            raise ValueError("completion async needs callback or resultToObs")
-        return self
-
-
-class UrlRequest(RecognitionParams):
-    url: Annotated[str, Field(pattern=r"^https?://")]
-
-
-class ObjectStorageRequest(RecognitionParams):
-    data_key: Annotated[str, Field(min_length=1)] = Field(alias="dataKey")
 
 
 @dataclass
@@ -216,56 +129,6 @@ class Job:
                 "progress": progress,
             }
         return self.final
-
-
-class _Refused(Exception):
-    """A request refused with one of the service's error replies."""
-
-    def __init__(self, status: int, error: tuple[str, str], detail: str = "") -> None:
-        super().__init__(detail or error[1])
-        self.response = speech_error(status, *error)
-
-
-def speech_error(status: int, code: str, message: str) -> Response:
-    """The fake's error body (the real one's shape is unconfirmed)."""
-    return json_response(status, {"code": code, "message": message})
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of a multipart/form-data body."""
-
-    filename: str | None
-    content_type: str | None
-    content: bytes
-
-
-def parse_multipart(content_type: str, body: bytes) -> dict[str, Part]:
-    """The parts of a multipart/form-data body by name."""
-    header = HeaderParser().parsestr(f"Content-Type: {content_type}\r\n\r\n")
-    boundary = header.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
-        raise ValueError("multipart body without a boundary")
-    delimiter = b"\r\n--" + boundary.encode()
-    pieces = (b"\r\n" + body).split(delimiter)
-    if len(pieces) < 3 or not pieces[-1].startswith(b"--"):
-        raise ValueError("multipart body is not terminated")
-    parts: dict[str, Part] = {}
-    for piece in pieces[1:-1]:
-        head, separator, content = piece.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        if not separator:
-            raise ValueError("multipart part without headers")
-        headers = HeaderParser().parsestr(head.decode("utf-8", "replace") + "\r\n\r\n")
-        name = headers.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            raise ValueError("multipart part without a name")
-        filename = headers.get_param("filename", header="content-disposition")
-        parts[name] = Part(
-            filename if isinstance(filename, str) else None,
-            headers.get_content_type() if headers.get("Content-Type") else None,
-            content,
-        )
-    return parts
 
 
 def accepted_container(media: Path, formats: frozenset[str]) -> bool:
@@ -330,7 +193,7 @@ def failed_result(token: str, state: str, message: str) -> dict[str, JsonValue]:
 
 
 class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
-    """CLOVA Speech long-form: refuses what the real service refuses; sync and async jobs."""
+    """Fake Naver CLOVA Speech (long-form recognition): sync and async jobs, as documented."""
 
     name = "fake-clova-speech"
     extra_fault_kinds = frozenset({JOB_FAILED_FAULT, JOB_TIMEOUT_FAULT})
@@ -342,85 +205,89 @@ class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
         self._counts: Counter[str] = Counter()
         self._audio_seconds = 0.0
 
-    # -- routing ----------------------------------------------------------------------------
+    def create_app(self) -> FastAPI:
+        return service.create_app(self)
 
-    def _recognizer_path(self, request: Request) -> str | None:
-        prefix = self.config.invoke_path + RECOGNIZER + "/"
-        return request.path.removeprefix(prefix) if request.path.startswith(prefix) else None
+    def accepts_faults(self, method: str, path: str) -> bool:
+        return path.startswith(self.config.invoke_path + RECOGNIZER + "/")
 
-    def accepts_faults(self, request: Request) -> bool:
-        return self._recognizer_path(request) is not None
+    # -- checks -----------------------------------------------------------------------------
 
-    def route(self, request: Request, fault: Fault | None) -> Response:
+    def gate(self, request: Request) -> None:
+        """Refuse a path outside the invoke path (404) or a wrong secret key (401)."""
         config = self.config
-        endpoint = self._recognizer_path(request)
-        if endpoint is None or not endpoint or "/" in endpoint:
-            return speech_error(404, *NOT_FOUND)
+        if not self.accepts_faults(request.method, request.path):
+            raise Refused(speech_error(404, NOT_FOUND))
         if request.header(API_KEY_HEADER) != config.secret_key:
-            return speech_error(401, *INVALID_SECRET)
+            raise Refused(speech_error(401, INVALID_SECRET))
+
+    def json_gate(self, request: Request) -> None:
+        """``gate``, then refuse a body that is not declared JSON."""
+        self.gate(request)
+        if request.media_type() != "application/json":
+            raise Refused(speech_error(400, INVALID_PARAMETERS))
+
+    def invalid(self, request: Request, errors: Sequence[Mapping[str, Any]]) -> Response:
         try:
-            if request.method == "GET":
-                return self._poll(endpoint)
-            if request.method != "POST":
-                raise _Refused(404, NOT_FOUND)
-            match endpoint:
-                case "upload":
-                    return self._upload(request, config, fault)
-                case "url":
-                    body = self._json_params(request, UrlRequest)
-                    return self._from_url(body, body.url, config, fault, "url")
-                case "object-storage":
-                    storage = self._json_params(request, ObjectStorageRequest)
-                    if not config.object_storage_url:
-                        raise _Refused(400, INVALID_PARAMETERS, "no object storage configured")
-                    url = f"{config.object_storage_url.rstrip('/')}/{storage.data_key}"
-                    return self._from_url(storage, url, config, fault, "object-storage")
-            raise _Refused(404, NOT_FOUND)
-        except _Refused as refused:
+            self.gate(request)
+        except Refused as refused:
             return refused.response
+        return speech_error(400, INVALID_PARAMETERS)
+
+    def not_found(self, request: Request) -> Response:
+        return speech_error(404, NOT_FOUND)
 
     def error_response(self, request: Request, status: int) -> Response:
-        code, message = FAULT_ERRORS.get(status, (str(status), _phrase(status)))
-        return speech_error(status, code, message)
+        return speech_error(status, status_error(status))
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _json_params(self, request: Request, model: type[ParamsT]) -> ParamsT:
-        if request.media_type() != "application/json":
-            raise _Refused(400, INVALID_PARAMETERS)
-        try:
-            return model.model_validate_json(request.body)
-        except ValidationError as exc:
-            raise _Refused(400, INVALID_PARAMETERS) from exc
-
-    def _upload(self, request: Request, config: ClovaSpeechConfig, fault: Fault | None) -> Response:
+    def upload(self, request: Request, fault: Fault | None) -> Response:
+        """``recognizer/upload``: a multipart ``media`` file and ``params`` JSON part."""
+        config = self.config
         if request.media_type() != "multipart/form-data":
-            raise _Refused(400, INVALID_PARAMETERS)
+            raise Refused(speech_error(400, INVALID_PARAMETERS))
         try:
             parts = parse_multipart(request.header("Content-Type") or "", request.body)
             if parts["params"].content_type != "application/json":
                 raise ValueError("the params part is not application/json")
             params = RecognitionParams.model_validate_json(parts["params"].content)
             media = parts["media"].content
-        except (ValueError, KeyError) as exc:  # ValidationError is a ValueError
-            raise _Refused(400, INVALID_PARAMETERS) from exc
+        except (ValueError, KeyError, ValidationError) as exc:
+            raise Refused(speech_error(400, INVALID_PARAMETERS), str(exc)) from exc
         if not media:
-            raise _Refused(400, INVALID_PARAMETERS)
+            raise Refused(speech_error(400, INVALID_PARAMETERS))
         if len(media) > config.max_media_bytes:
-            raise _Refused(413, TOO_LARGE)
+            raise Refused(speech_error(413, TOO_LARGE))
         with tempfile.TemporaryDirectory(prefix="fake-clova-speech-") as work:
             path = Path(work) / "media"
             path.write_bytes(media)
             return self._recognize(path, params, config, fault, "upload")
 
-    def _from_url(
-        self,
-        params: RecognitionParams,
-        url: str,
-        config: ClovaSpeechConfig,
-        fault: Fault | None,
-        source: str,
+    def from_url(self, body: UrlRequest, fault: Fault | None) -> Response:
+        """``recognizer/url``: the media is fetched from ``url``."""
+        return self._fetched(body, body.url, fault, "url")
+
+    def from_object_storage(self, body: ObjectStorageRequest, fault: Fault | None) -> Response:
+        """``recognizer/object-storage``: the media is fetched from the configured storage."""
+        storage_url = self.config.object_storage_url
+        if not storage_url:
+            raise Refused(speech_error(400, INVALID_PARAMETERS), "no object storage configured")
+        url = f"{storage_url.rstrip('/')}/{body.data_key}"
+        return self._fetched(body, url, fault, "object-storage")
+
+    def poll(self, token: str) -> Response:
+        """``GET recognizer/{token}``: the state of an async job."""
+        with self._lock:
+            job = self._jobs.get(token)
+        if job is None:
+            raise Refused(speech_error(400, INVALID_PARAMETERS), f"unknown token {token}")
+        return json_response(200, job.state(time.monotonic()))
+
+    def _fetched(
+        self, params: RecognitionParams, url: str, fault: Fault | None, source: str
     ) -> Response:
+        config = self.config
         with tempfile.TemporaryDirectory(prefix="fake-clova-speech-") as work:
             path = Path(work) / "media"
             _fetch(url, path, config)
@@ -436,10 +303,10 @@ class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
     ) -> Response:
         probe = probe_audio_file(media)
         if probe is None or not accepted_container(media, probe.formats):
-            raise _Refused(500, PREPROCESSING_FAILED)
+            raise Refused(speech_error(500, PREPROCESSING_FAILED))
         limit = config.max_sync_audio_s if params.completion == "sync" else config.max_async_audio_s
         if probe.duration_s > limit:
-            raise _Refused(413, TOO_LONG)
+            raise Refused(speech_error(413, TOO_LONG))
         token = secrets.token_hex(16)
         final = build_result(token, params, probe.duration_s, config)
         if fault is not None and fault.kind == JOB_FAILED_FAULT:
@@ -459,13 +326,6 @@ class FakeClovaSpeech(FakeService[ClovaSpeechConfig]):
         with self._lock:
             self._jobs[token] = job
         return json_response(200, {"result": "STARTED", "message": "Started", "token": token})
-
-    def _poll(self, token: str) -> Response:
-        with self._lock:
-            job = self._jobs.get(token)
-        if job is None:
-            raise _Refused(400, INVALID_PARAMETERS, f"unknown token {token}")
-        return json_response(200, job.state(time.monotonic()))
 
     # -- admin hooks ------------------------------------------------------------------------
 
@@ -494,50 +354,16 @@ def _fetch(url: str, path: Path, config: ClovaSpeechConfig) -> None:
             path.open("wb") as out,
         ):
             if response.status_code != httpx.codes.OK:
-                raise _Refused(
-                    400, INVALID_PARAMETERS, f"media URL answered {response.status_code}"
+                raise Refused(
+                    speech_error(400, INVALID_PARAMETERS),
+                    f"media URL answered {response.status_code}",
                 )
             for block in response.iter_bytes(FETCH_CHUNK_BYTES):
                 size += len(block)
                 if size > config.max_media_bytes:
-                    raise _Refused(413, TOO_LARGE)
+                    raise Refused(speech_error(413, TOO_LARGE))
                 out.write(block)
     except httpx.HTTPError as exc:
-        raise _Refused(400, INVALID_PARAMETERS, f"media URL unreachable: {exc}") from exc
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unexpected Error"
-
-
-def start_fake_clova_speech(
-    config: ClovaSpeechConfig | None = None, *, host: str = DEFAULT_HOST, port: int = 0
-) -> FakeHTTPServer[FakeClovaSpeech]:
-    """Serve a fake CLOVA Speech from a daemon thread (port 0 picks a free port)."""
-    return start_server(FakeClovaSpeech(config), host=host, port=port)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the fake until SIGINT/SIGTERM."""
-    parser = cli_parser("Fake Naver CLOVA Speech (long-form recognition).")
-    parser.add_argument("--secret-key", default=DEFAULT_SECRET_KEY)
-    parser.add_argument("--invoke-path", default=DEFAULT_INVOKE_PATH)
-    parser.add_argument("--text", default=DEFAULT_TEXT, help="the text of every segment")
-    parser.add_argument("--base-latency-s", type=float, default=0.0)
-    parser.add_argument("--per-audio-second-s", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    config = ClovaSpeechConfig(
-        secret_key=args.secret_key,
-        invoke_path=args.invoke_path,
-        text=args.text,
-        base_latency_s=args.base_latency_s,
-        per_audio_second_s=args.per_audio_second_s,
-    )
-    serve_until_signalled(FakeClovaSpeech(config), host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main()
+        raise Refused(
+            speech_error(400, INVALID_PARAMETERS), f"media URL unreachable: {exc}"
+        ) from exc
