@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi import Response as AsgiResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from local_stack.fake_clova import ClovaConfig
 from local_stack.http_fake import (
@@ -58,7 +58,10 @@ class EchoFake(FakeService[EchoConfig]):
             if body.word == "refuse":
                 raise Refused(json_response(409, {"vendor": "refused"}))
             word = body.word.upper() if fault is not None else body.word
-            payload = {"echo": f"{self.config.greeting} {word}", "id": request.request_id}
+            payload: dict[str, JsonValue] = {
+                "echo": f"{self.config.greeting} {word}",
+                "id": request.request_id,
+            }
             return to_asgi(json_response(200, payload))
 
         return app
