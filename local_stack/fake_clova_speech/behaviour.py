@@ -1,13 +1,6 @@
 """The fake CLOVA Speech's behaviour (long-form recognition): checks, jobs, results.
 
-Serves, under an invoke path like the real ``/external/v1/{id}/{key}``:
-
-- ``POST {invoke}/recognizer/upload``: multipart ``media`` (file) + ``params`` (JSON string);
-- ``POST {invoke}/recognizer/url``: JSON params with ``url`` (fetched by the fake, e.g. a
-  presigned URL of the local moto server);
-- ``POST {invoke}/recognizer/object-storage``: JSON params with ``dataKey`` (fetched from
-  ``object_storage_url``/``dataKey`` when that is configured, refused otherwise);
-- ``GET {invoke}/recognizer/{token}``: the state of an async job.
+The endpoints are listed in the package's docstring (``local_stack.fake_clova_speech``).
 
 Checks, in order: the invoke path (404), ``X-CLOVASPEECH-API-KEY`` (401 "Invalid secret"),
 the request's form and params (400 "Invalid request parameters": among them an upload whose
