@@ -16,6 +16,7 @@ ENV PYTHONUNBUFFERED=1 \
     PREFECT_DEFAULT_RESULT_STORAGE_BLOCK=s3-bucket/prefect-results \
     PREFECT_RESULTS_PERSIST_BY_DEFAULT=true \
     PREFECT_LOGGING_EXTRA_LOGGERS=video_processor \
+    PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW=ignore \
     XDG_CACHE_HOME=/home/app/.cache
 RUN useradd --create-home --uid 10001 --user-group app
 

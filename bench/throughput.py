@@ -95,6 +95,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -111,7 +112,7 @@ from bench.harness import (
     read_all_flow_runs,
 )
 from bench.latency_model import configure_fakes
-from bench.proc_cpu import CpuSampler
+from bench.proc_cpu import CLOCK_TICKS, CpuSampler
 from bench.throughput_figures import (
     CLAUDE_LIMIT,
     CSR_LIMIT,
@@ -163,6 +164,12 @@ AWAITING_SLOT = "AwaitingConcurrencySlot"
 SERVER_LOG_VARIABLE = "PREFECT_SERVER_LOGGING_LEVEL"
 ROUTE_VARIABLE = "ROUTE_MAX_WARM_BYTES"
 WARM_LIMIT_VARIABLE = "WARM_WORKER_MAX_CONCURRENT_RUNS"
+UNCOUNTED_SERVERS = {  # role: the variable holding its URL
+    "moto": "AWS_ENDPOINT_URL",
+    "fake_clova": "FAKE_CLOVA_URL",
+    "fake_anthropic": "FAKE_ANTHROPIC_URL",
+    "reference_backend": "BACKEND_BASE_URL",
+}
 EVENTS_SETTLE_S = 5.0  # the server's event persister writes in batches
 
 
@@ -479,6 +486,7 @@ class Bench:
         if missing:
             raise RuntimeError(f"{mode}: processes not found in /proc: {missing}")
         pids = {name: pid for name, pid in roots.items() if pid is not None}
+        others = self.uncounted_processes(mode)
         restore = self.set_engine_command() if mode == "process-engine" else None
         try:
             configure_fakes(self.env, MODEL)  # stats reset too
@@ -489,12 +497,18 @@ class Bench:
             log_offset = self.server_log_offset()
             sampler = CpuSampler(pids)
             sampler.start()
+            uncounted = CpuSampler(others)
+            uncounted.start()
+            machine_before, bench_before = machine_busy_s(), own_cpu_s()
             log(f"{mode}: uploading {n} one-minute videos at once")
             began = time.monotonic()
             started_at = self.upload_all(self.env["VIDEO_BUCKET_NAME"], user, jobs)
             records = self.wait_final(jobs, mode)
             settled = self.settle(worker)
             cpu = sampler.stop()
+            uncounted_cpu = uncounted.stop()
+            machine_cpu = machine_busy_s() - machine_before
+            bench_cpu = own_cpu_s() - bench_before
             cpu_window = time.monotonic() - began
             ended_at = datetime.now(UTC)
             requests = self.server_requests(log_offset)
@@ -514,6 +528,11 @@ class Bench:
             "events_in_window": per_run(window_events, n),
             "api_calls": per_run(requests, n),
             "cpu_window_s": round(cpu_window, 1),
+            "machine_cpu_s_per_job": round(machine_cpu / n, 3),
+            "uncounted_cpu_s_per_job": {
+                **{name: round(role.total_s / n, 3) for name, role in uncounted_cpu.items()},
+                "bench": round(bench_cpu / n, 3),
+            },
             "processes_started": sampler.started(),
             "cpu_samples": sampler.samples,
             "idle_cpu_s_per_s": round(idle_cpu, 3),
@@ -531,6 +550,27 @@ class Bench:
         )
         return result
 
+    def uncounted_processes(self, mode: str) -> dict[str, int]:
+        """The processes the orchestration figure leaves out, by role: what else the
+        machine's CPU went to (the other worker, moto, the fakes, the backend, this bench)."""
+        idle_pool = WORK_POOL if mode == "warm" else WARM_WORK_POOL
+        found = {"idle-worker": self.stack.component("idle", ["--pool", idle_pool]).find()}
+        # Started before the Prefect server, so known by their ports, not PREFECT_API_URL.
+        markers = {}
+        for name, variable in UNCOUNTED_SERVERS.items():
+            port = urlsplit(self.env[variable]).port
+            markers[name] = (
+                ("moto.server", f"-p {port}")
+                if name == "moto"
+                else (f"local_stack.{name}", f"--port={port}")
+            )
+        for info in harness.processes():
+            joined = " ".join(info.cmdline)
+            for name, marker in markers.items():
+                if all(part in joined for part in marker):
+                    found[name] = info.pid
+        return {name: pid for name, pid in found.items() if pid}
+
     def set_engine_command(self) -> Callable[[], None]:
         """Give the isolated deployment the job variable `command` (one engine process per
         run)."""
@@ -546,6 +586,19 @@ class Bench:
             self.client.update_deployment(deployment_id, DeploymentUpdate(job_variables=before))
 
         return restore
+
+
+def machine_busy_s() -> float:
+    """CPU seconds every core spent not idle since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def own_cpu_s() -> float:
+    """This process's CPU seconds, its children's apart."""
+    times = os.times()
+    return times.user + times.system
 
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:

@@ -9,7 +9,8 @@ the run (`route:warm`, `route:isolated`).
 
 Both deployments belong to the `process-video` flow, and Prefect's idempotency keys are
 unique per flow: a redelivered message or a backfill maps onto the job's one run, on
-whichever deployment it was started.
+whichever deployment it was started. The same key makes the creation safe to ask again
+when the API is busy (`flows.prefect_api`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from uuid import UUID
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.objects import FlowRun
 
+from flows.prefect_api import briefly_retried
 from video_processor.config import Settings
 from video_processor.models import JobContext
 
@@ -71,12 +73,14 @@ def start_process_video_run(
 ) -> tuple[FlowRun, Route]:
     """Create the job's run (or get the one its idempotency key already names)."""
     route, deployment_id = routes.for_job(job)
-    flow_run = prefect.create_flow_run_from_deployment(
-        deployment_id,
-        parameters={"job": job.model_dump(mode="json")},
-        idempotency_key=job.idempotency_key,
-        name=job.run_name,
-        tags=[f"user:{job.user_id}", f"route:{route}", *(tags or [])],
-        job_variables=job_variables,
+    flow_run = briefly_retried(  # a busy API: the next uploads wait on this one
+        lambda: prefect.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"job": job.model_dump(mode="json")},
+            idempotency_key=job.idempotency_key,
+            name=job.run_name,
+            tags=[f"user:{job.user_id}", f"route:{route}", *(tags or [])],
+            job_variables=job_variables,
+        )
     )
     return flow_run, route

@@ -10,6 +10,9 @@ service queues them (concurrent writes make a SQLite-backed server answer 503), 
 while the limit is full, as Prefect does; renewed only if the work outlasts three
 quarters of the lease; released on exit. A lease that is never released (the process
 died) frees its slot when it expires.
+
+A busy server's 503 is asked again shortly (`flows.prefect_api`), the pause taken outside
+the one-at-a-time lock.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.context import TaskRunContext
 
 from flows import cancellation
+from flows.prefect_api import briefly_retried
 from video_processor.logs import get_logger
 
 logger = get_logger("slots")
@@ -67,16 +71,20 @@ def _acquire(client: SyncPrefectClient, limit_name: str) -> UUID:
     )
     with _registry_lock:
         one_at_a_time = _requests_in_flight.setdefault(limit_name, threading.Lock())
+
+    def request() -> httpx.Response:
+        with one_at_a_time:  # a busy answer's pause is taken outside: others go meanwhile
+            return client.increment_concurrency_slots_with_lease(
+                names=[limit_name],
+                slots=1,
+                mode="concurrency",
+                lease_duration=LEASE_SECONDS,
+                holder=holder,
+            )
+
     while True:
         try:
-            with one_at_a_time:
-                response = client.increment_concurrency_slots_with_lease(
-                    names=[limit_name],
-                    slots=1,
-                    mode="concurrency",
-                    lease_duration=LEASE_SECONDS,
-                    holder=holder,
-                )
+            response = briefly_retried(request)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != httpx.codes.LOCKED:
                 raise ConcurrencySlotAcquisitionError(

@@ -247,6 +247,9 @@ class Stack:
             PREFECT_DEFAULT_RESULT_STORAGE_BLOCK="s3-bucket/prefect-results",
             PREFECT_RESULTS_PERSIST_BY_DEFAULT="true",
             PREFECT_LOGGING_EXTRA_LOGGERS="video_processor",
+            # The sensor's and the workers' own lines (no flow run) stay in their logs,
+            # without a warning for each that the UI cannot show them.
+            PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW="ignore",
             # The warm worker's runs take their environment from the worker.
             PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
             # The server does not ask for CSRF tokens (its CSRF protection is off), so the

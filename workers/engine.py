@@ -4,8 +4,9 @@ For each run of a deployment, Prefect's engine starts a suspension observer of i
 a thread with its own event loop, a new API client, an event subscription on the
 server, and a poll of the run's state every 10 s. A process that holds many runs keeps
 one observer for all of them instead (`SuspensionWatch`), and each run's engine only
-registers where a suspension is delivered. Everything else is Prefect's engine as
-`prefect.flow_engine.run_flow` drives it for a synchronous flow.
+registers where a suspension is delivered. A run that already has the name its
+flow would give it is not renamed (one PATCH less). Everything else is Prefect's engine
+as `prefect.flow_engine.run_flow` drives it for a synchronous flow.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prefect._flow_run_suspension import (
     mark_flow_run_suspension_requested,
     register_flow_run_suspension_request,
 )
+from prefect._internal.engine import resolve_custom_flow_run_name
 from prefect._internal.observers import FlowRunSuspendingObserver
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.flow_engine import FlowRunEngine
@@ -48,11 +50,24 @@ def run_flow_in_thread(flow: Flow[..., Any], flow_run: FlowRun) -> State[Any]:
     engine = SharedSuspensionFlowRunEngine(
         flow=flow, flow_run=flow_run, parameters=get_call_parameters(flow.fn, args, kwargs)
     )
+    engine._flow_run_name_set = already_named(flow, flow_run)
     with engine.start():
         while engine.is_running():
             with engine.run_context():
                 engine.call_flow_fn()
     return engine.state
+
+
+def already_named(flow: Flow[..., Any], flow_run: FlowRun) -> bool:
+    """Whether the run has the name the flow's `flow_run_name` gives it (whoever created
+    it named it so): the engine's rename would be a PATCH that changes nothing."""
+    if not flow.flow_run_name or not flow_run.name:
+        return False
+    try:
+        parameters = flow.validate_parameters(flow_run.parameters)
+        return resolve_custom_flow_run_name(flow, parameters) == flow_run.name
+    except Exception:  # a template the parameters do not fill: the engine decides, as usual
+        return False
 
 
 class SuspensionWatch:

@@ -177,6 +177,19 @@ class WarmWorker(BaseWorker[WarmJobConfiguration, WarmVariables, WarmWorkerResul
             _emit_heartbeat(flow_run)
         return claimed
 
+    async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
+        """Prefect's worker labels on the run, written beside it rather than before it
+        starts: on a busy SQLite server this PATCH is often answered 503, and the client's
+        back-off (2 s, then 4 s) would hold the run back."""
+        assert self._runs_task_group is not None
+        self._runs_task_group.start_soon(self._label_run, flow_run_id)
+
+    async def _label_run(self, flow_run_id: UUID) -> None:
+        try:
+            await super()._give_worker_labels_to_flow_run(flow_run_id)
+        except Exception:
+            logger.warning("could not label flow run %s", flow_run_id, exc_info=True)
+
     async def _submit_run(self, flow_run: FlowRun) -> None:
         try:
             await super()._submit_run(flow_run)

@@ -1,18 +1,23 @@
 """Engine slots against the local stack's Prefect server: a full limit makes the next
-holder wait, every slot is given back, a missing limit is refused."""
+holder wait, every slot is given back, a missing limit is refused. A busy server's 503,
+which the real one gives only under load, comes from a stand-in for its endpoint."""
 
 from __future__ import annotations
 
 import contextvars
+import json
 import threading
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-from flows.slots import engine_slot
+from flows.prefect_api import BUSY_ATTEMPTS
+from flows.slots import _acquire, engine_slot
 from tests.e2e.stack_client import StackClient
 
 WAIT_S = 20.0
@@ -72,3 +77,53 @@ def test_a_limit_that_does_not_exist_is_refused(stack: StackClient, limit_of_one
         engine_slot(missing),
     ):
         pass
+
+
+class BusyPrefectApi:
+    """Prefect's increment-with-lease endpoint on a busy server: `busy` answers of 503
+    ("database is locked" on SQLite), then the lease."""
+
+    def __init__(self, busy: int, final_status: int = 200) -> None:
+        self.busy = busy
+        self.final_status = final_status
+        self.requests: list[httpx.Request] = []
+        self.lease_id = uuid.uuid4()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/csrf-token"):  # as a server with CSRF protection off
+            return httpx.Response(422, json={"detail": "CSRF protection is disabled."})
+        self.requests.append(request)
+        if len(self.requests) <= self.busy:
+            return httpx.Response(503, json={"exception_message": "Service Unavailable"})
+        if self.final_status != 200:
+            return httpx.Response(self.final_status, json={"detail": "refused"})
+        limit = {"id": str(uuid.uuid4()), "name": "stt-clova-csr", "limit": 8}
+        return httpx.Response(200, json={"lease_id": str(self.lease_id), "limits": [limit]})
+
+    def client(self) -> SyncPrefectClient:
+        transport = httpx.MockTransport(self)
+        return SyncPrefectClient("http://prefect.test/api", httpx_settings={"transport": transport})
+
+
+def test_a_busy_server_is_asked_again_by_the_slot_request_itself():
+    api = BusyPrefectApi(busy=2)
+    with api.client() as client:
+        assert _acquire(client, "stt-clova-csr") == api.lease_id
+    assert [request.url.path for request in api.requests] == [
+        "/api/v2/concurrency_limits/increment-with-lease"
+    ] * 3
+    assert json.loads(api.requests[-1].content)["names"] == ["stt-clova-csr"]
+
+
+def test_a_server_busy_every_time_fails_the_acquisition_for_the_task_retry():
+    api = BusyPrefectApi(busy=BUSY_ATTEMPTS)
+    with api.client() as client, pytest.raises(ConcurrencySlotAcquisitionError, match="503"):
+        _acquire(client, "stt-clova-csr")
+    assert len(api.requests) == BUSY_ATTEMPTS
+
+
+def test_a_refusal_is_not_asked_again():
+    api = BusyPrefectApi(busy=0, final_status=422)
+    with api.client() as client, pytest.raises(ConcurrencySlotAcquisitionError, match="422"):
+        _acquire(client, "stt-clova-csr")
+    assert len(api.requests) == 1
