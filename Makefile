@@ -103,7 +103,8 @@ bench-stt-scaling: install  ## STT latency vs video length, sequential vs concur
 # count; otherwise N_THROUGHPUT, default 100 (N's own default, 200, is chaos's).
 N_THROUGHPUT ?= $(if $(filter command line environment,$(origin N)),$(N),100)
 THROUGHPUT_ARGS ?=
-bench-throughput: install  ## N videos through the warm worker (--modes: process, process-engine) vs a sequential worker -> bench/results/throughput.json (~20 min at N=100)
+bench-throughput: install  ## N videos through the warm worker (--modes: process, process-engine) vs a sequential worker, on PostgreSQL then SQLite -> bench/results/throughput.json (~13 min at N=100)
+	@scripts/install-system-deps.sh --postgres
 	$(PY) -m bench.throughput --n $(N_THROUGHPUT) $(THROUGHPUT_ARGS)
 
 .PHONY: image image-base image-check
