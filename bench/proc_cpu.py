@@ -8,11 +8,13 @@ difference of two such sums, taken before and after the phase.
 
 "Media" is the CPU of ffmpeg/ffprobe (the work itself, not orchestration). A
 `CpuSampler` polls the trees every `interval_s` while the phase runs and keeps, for each
-process, its last stat and whether a child that is not ffmpeg/ffprobe was ever seen
-under it. The reaped-children time (cutime + cstime) a process gained over the phase is
-media unless such a child was seen: the pipeline starts no other subprocesses, and the
-orchestration's own children (flow-run processes under the worker) live for seconds, so
-the sampler sees them. A live ffmpeg/ffprobe at the end counts as media with its own time.
+process, its last stat and whether a child that is not ffmpeg/ffprobe was seen under it
+in two samples. The reaped-children time (cutime + cstime) a process gained over the
+phase is media unless such a child was seen: the pipeline starts no other subprocesses,
+and the orchestration's own children (flow-run processes under the worker) live for
+seconds, so the sampler sees them many times, while an ffmpeg caught between fork and
+exec (still under its parent's name) is renamed or gone by the next sample. A live
+ffmpeg/ffprobe at the end counts as media with its own time.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 MEDIA_COMMANDS = frozenset({"ffmpeg", "ffprobe"})
+ORCHESTRATOR_SIGHTINGS = 2
 PROC = Path("/proc")
 
 
@@ -166,9 +169,11 @@ class CpuSampler:
     before: Snapshot = field(default_factory=dict)
     after: Snapshot = field(default_factory=dict)
     # Per process (pid, starttime) seen in a tree: its role, its last stat, and whether
-    # a child other than ffmpeg/ffprobe was ever seen under it.
+    # a child other than ffmpeg/ffprobe was seen under it in two samples or more (once
+    # may be a child between fork and exec, still bearing its parent's name).
     last: dict[tuple[int, int], tuple[str, ProcStat]] = field(default_factory=dict)
     orchestrates: set[tuple[int, int]] = field(default_factory=set)
+    sightings: Counter[tuple[int, int]] = field(default_factory=Counter)
     labels: dict[tuple[int, int], str] = field(default_factory=dict)
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -202,7 +207,9 @@ class CpuSampler:
                 self.last[member.key] = (role, member)
                 parent = by_pid.get(member.ppid)
                 if parent is not None and not member.is_media:
-                    self.orchestrates.add(parent.key)
+                    self.sightings[member.key] += 1
+                    if self.sightings[member.key] >= ORCHESTRATOR_SIGHTINGS:
+                        self.orchestrates.add(parent.key)
 
     def result(self) -> dict[str, RoleCpu]:
         return account(self.before, self.after, self.last, self.orchestrates)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bench.proc_cpu import ProcStat, RoleCpu, account, parse_stat, read_stat
+from bench.proc_cpu import CpuSampler, ProcStat, RoleCpu, account, parse_stat, read_stat
 
 # /proc/<pid>/stat of a flow-run engine: a comm with a space and a ")" in it.
 STAT_LINE = (
@@ -72,3 +72,14 @@ def test_reaped_time_is_orchestration_under_a_process_seen_with_other_children()
     assert account({"server": []}, {"server": [root]}, last, set())["server"] == RoleCpu(
         total_s=2.0, media_s=2.0
     )
+
+
+def test_a_child_seen_once_under_its_parents_name_is_not_an_orchestrator():
+    """An ffmpeg between fork and exec still bears the worker's name for an instant."""
+    worker = stat(30, 1, comm="prefect")
+    forked = stat(31, 30, comm="prefect")
+    sampler = CpuSampler({"worker": 30})
+    sampler._observe({"worker": [worker, forked]})
+    assert sampler.orchestrates == set()
+    sampler._observe({"worker": [worker, forked]})  # still there a sample later: a process
+    assert sampler.orchestrates == {worker.key}
