@@ -82,9 +82,10 @@ something else does. ``--deployment-concurrency``, ``--work-pool-concurrency``,
 ``--slot-wait-seconds``, ``--csr-concurrency`` and ``--claude-concurrency`` change them.
 
 Targets: ``speedup_vs_sequential ≥ 10`` and ``orchestration_cpu_s_per_job ≤ 1.5``, both
-in the same run. The top-level figures are the warm worker's (else the first mode's);
-every mode's figures are under ``modes``. The results go to
-``bench/results/throughput.json`` and are printed as a table.
+in the same run. The top-level figures are the first database's warm worker (else its
+first mode); every mode's figures are under ``modes``, and the other databases' whole
+reports under ``other_databases``. The results go to ``bench/results/throughput.json``
+and are printed as a table per database.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ connection), after 2 s, 4 s, 8 s, 16 s and 32 s. A Prefect server on SQLite answ
 ("database is locked") whenever two of its writes collide, which under a burst of uploads
 is often: one run creation could then hold back every later upload for up to 30 s, and a
 chunk's slot request its whole run. `briefly_retried` makes the call with the client's
-own retries off and asks again after BUSY_PAUSE_SECONDS × the attempt (with jitter), up to
-BUSY_ATTEMPTS times; then the failure goes to the caller's own retry (a task's retries,
-the sensor's poll back-off). Any other answer is the caller's.
+own retries off and asks again after BUSY_PAUSE_SECONDS × the attempt (at most
+BUSY_PAUSE_MAX_SECONDS, with jitter) for as long as the client's own retries would have
+waited (BUSY_PATIENCE_SECONDS, their 2 + 4 + 8 + 16 + 32 s); then the failure goes to the
+caller's own retry (a task's retries, the sensor's poll back-off). Any other answer is
+the caller's.
 """
 
 from __future__ import annotations
@@ -22,16 +24,18 @@ import httpx
 from prefect.context import SettingsContext, get_settings_context
 from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, Settings
 
-BUSY_ATTEMPTS = 6
+BUSY_PATIENCE_SECONDS = 62.0
 BUSY_PAUSE_SECONDS = 0.15
+BUSY_PAUSE_MAX_SECONDS = 2.0
 BUSY_STATUSES = frozenset({408, 429, 502, 503})  # what Prefect's client itself retries
 T = TypeVar("T")
 # Per Settings object (not hashable): the same settings with the client's retries off.
 _without_retries: dict[int, tuple[Settings, Settings]] = {}
 
 
-def briefly_retried(call: Callable[[], T]) -> T:
+def briefly_retried(call: Callable[[], T], patience_s: float = BUSY_PATIENCE_SECONDS) -> T:
     """`call()`, asked again shortly while the API is busy; see the module docstring."""
+    give_up_at = time.monotonic() + patience_s
     attempt = 0
     while True:
         attempt += 1
@@ -39,9 +43,11 @@ def briefly_retried(call: Callable[[], T]) -> T:
             with _client_retries_off():
                 return call()
         except (httpx.HTTPStatusError, httpx.TransportError) as exc:
-            if attempt >= BUSY_ATTEMPTS or not is_busy(exc):
+            pause = min(BUSY_PAUSE_SECONDS * attempt, BUSY_PAUSE_MAX_SECONDS)
+            pause *= random.uniform(1.0, 1.5)
+            if not is_busy(exc) or time.monotonic() + pause > give_up_at:
                 raise
-        time.sleep(BUSY_PAUSE_SECONDS * attempt * random.uniform(1.0, 1.5))
+        time.sleep(pause)
 
 
 def is_busy(exc: BaseException) -> bool:

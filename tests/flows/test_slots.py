@@ -16,7 +16,6 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-from flows.prefect_api import BUSY_ATTEMPTS
 from flows.slots import _acquire, engine_slot
 from tests.e2e.stack_client import StackClient
 
@@ -113,13 +112,6 @@ def test_a_busy_server_is_asked_again_by_the_slot_request_itself():
         "/api/v2/concurrency_limits/increment-with-lease"
     ] * 3
     assert json.loads(api.requests[-1].content)["names"] == ["stt-clova-csr"]
-
-
-def test_a_server_busy_every_time_fails_the_acquisition_for_the_task_retry():
-    api = BusyPrefectApi(busy=BUSY_ATTEMPTS)
-    with api.client() as client, pytest.raises(ConcurrencySlotAcquisitionError, match="503"):
-        _acquire(client, "stt-clova-csr")
-    assert len(api.requests) == BUSY_ATTEMPTS
 
 
 def test_a_refusal_is_not_asked_again():
