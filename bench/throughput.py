@@ -172,11 +172,12 @@ AWAITING_SLOT = "AwaitingConcurrencySlot"
 SERVER_LOG_VARIABLE = "PREFECT_SERVER_LOGGING_LEVEL"
 ROUTE_VARIABLE = "ROUTE_MAX_WARM_BYTES"
 WARM_LIMIT_VARIABLE = "WARM_WORKER_MAX_CONCURRENT_RUNS"
-UNCOUNTED_SERVERS = {  # role: the variable holding its URL
-    "moto": "AWS_ENDPOINT_URL",
-    "fake_clova": "FAKE_CLOVA_URL",
-    "fake_anthropic": "FAKE_ANTHROPIC_URL",
-    "reference_backend": "BACKEND_BASE_URL",
+# role: the variable holding its URL, what its command line holds ({port}: the URL's)
+UNCOUNTED_SERVERS = {
+    "moto": ("AWS_ENDPOINT_URL", ("moto.server", "-p {port}")),
+    "fake_clova": ("FAKE_CLOVA_URL", ("local_stack.fake_clova", "--port={port}")),
+    "fake_anthropic": ("FAKE_ANTHROPIC_URL", ("local_stack.fake_anthropic", "--port={port}")),
+    "reference_backend": ("BACKEND_BASE_URL", ("local_stack.reference_backend", "--port={port}")),
 }
 EVENTS_SETTLE_S = 5.0  # the server's event persister writes in batches
 
@@ -560,18 +561,15 @@ class Bench:
 
     def uncounted_processes(self, mode: str) -> dict[str, int]:
         """The processes the orchestration figure leaves out, by role: what else the
-        machine's CPU went to (the other worker, moto, the fakes, the backend, this bench)."""
+        machine's CPU went to (the other worker, moto, the fakes, the backend; this
+        bench's own CPU is read apart)."""
         idle_pool = WORK_POOL if mode == "warm" else WARM_WORK_POOL
         found = {"idle-worker": self.stack.component("idle", ["--pool", idle_pool]).find()}
         # Started before the Prefect server, so known by their ports, not PREFECT_API_URL.
-        markers = {}
-        for name, variable in UNCOUNTED_SERVERS.items():
-            port = urlsplit(self.env[variable]).port
-            markers[name] = (
-                ("moto.server", f"-p {port}")
-                if name == "moto"
-                else (f"local_stack.{name}", f"--port={port}")
-            )
+        markers = {
+            name: [part.format(port=urlsplit(self.env[variable]).port) for part in parts]
+            for name, (variable, parts) in UNCOUNTED_SERVERS.items()
+        }
         for info in harness.processes():
             joined = " ".join(info.cmdline)
             for name, marker in markers.items():

@@ -29,8 +29,9 @@ BUSY_PAUSE_SECONDS = 0.15
 BUSY_PAUSE_MAX_SECONDS = 2.0
 BUSY_STATUSES = frozenset({408, 429, 502, 503})  # what Prefect's client itself retries
 T = TypeVar("T")
-# Per Settings object (not hashable): the same settings with the client's retries off.
-_without_retries: dict[int, tuple[Settings, Settings]] = {}
+# The last settings seen, and the same with the client's retries off (a process has one
+# set of settings; building the copy takes about 24 ms).
+_without_retries: tuple[Settings, Settings] | None = None
 
 
 def briefly_retried(call: Callable[[], T], patience_s: float = BUSY_PATIENCE_SECONDS) -> T:
@@ -59,10 +60,11 @@ def is_busy(exc: BaseException) -> bool:
 
 @contextmanager
 def _client_retries_off() -> Iterator[None]:
+    global _without_retries
     context = get_settings_context()
-    cached = _without_retries.get(id(context.settings))
+    cached = _without_retries
     if cached is None or cached[0] is not context.settings:
         updated = context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0})
-        cached = _without_retries[id(context.settings)] = (context.settings, updated)
+        cached = _without_retries = (context.settings, updated)
     with SettingsContext(profile=context.profile, settings=cached[1]):
         yield
